@@ -1,0 +1,345 @@
+"""Raw dataset -> square face crops -> numbered TFRecord shards + manifest.json.
+
+Work is split by sample index: shard k holds the converted samples k*shard_size .. (k+1)*shard_size - 1 of the
+sorted item list, so the output is byte-identical whatever the worker count. Each shard is written under a
+temporary name and renamed when complete; `conversion.partial.json` records finished shards, so an interrupted
+run resumes with the shards it had not finished.
+"""
+from __future__ import annotations
+
+import json
+import math
+import multiprocessing
+import os
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from facekit import records
+from facekit.datasets import DatasetFormat, ReaderOptions, Sample, SampleError, get_format
+from facekit.geometry import crop_and_resize, landmark_box_xyxy, points_to_crop_norm, square_crop_box
+from facekit.pose import estimate_pose
+
+PARTIAL_STATE = "conversion.partial.json"
+BOX_SOURCES = ("landmarks", "annotation")
+
+
+@dataclass(frozen=True)
+class ConvertSettings:
+    """Everything that determines the output bytes (saved in the manifest; a resume must match it)."""
+
+    format: str
+    image_size: int = 112
+    margin: float = 0.2  # added on each side, as a fraction of the face box side
+    box_source: str = "landmarks"
+    shard_size: int = 1000
+    jpeg_quality: int = 95
+    reduced_decode: bool = True  # let libjpeg decode at 1/2, 1/4, 1/8 when the crop shrinks that much anyway
+    reader: ReaderOptions = field(default_factory=ReaderOptions)
+
+    def __post_init__(self):
+        get_format(self.format)
+        if self.image_size < 8:
+            raise ValueError(f"image size must be at least 8, got {self.image_size}")
+        if not 0 <= self.margin <= 2:
+            raise ValueError(f"margin must be in [0, 2], got {self.margin}")
+        if self.box_source not in BOX_SOURCES:
+            raise ValueError(f"box source {self.box_source!r} is not one of {BOX_SOURCES}")
+        if self.shard_size < 1:
+            raise ValueError(f"shard size must be positive, got {self.shard_size}")
+
+
+class ConversionError(RuntimeError):
+    """The conversion produced nothing (every sample skipped) or its output folder is in the way."""
+
+
+# ---------------------------------------------------------------- one sample (runs in the workers)
+
+def jpeg_size_hw(data: bytes) -> tuple[int, int] | None:
+    """Height and width from a JPEG's start-of-frame marker, or None if there is none."""
+    i = 2
+    while i + 9 < len(data):
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:
+            i += 1
+            continue
+        length = int.from_bytes(data[i + 2:i + 4], "big")
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            return int.from_bytes(data[i + 5:i + 7], "big"), int.from_bytes(data[i + 7:i + 9], "big")
+        i += 2 + length
+    return None
+
+
+def read_image(path: str, reduction: int = 1) -> tuple[np.ndarray, tuple[int, int]]:
+    """Decode an image as BGR, JPEGs at 1/reduction size. Returns (image, full-size (H, W)).
+
+    EXIF orientation is ignored: annotations refer to the stored pixel grid. SampleError for a missing, empty,
+    truncated or undecodable file.
+    """
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as err:
+        raise SampleError(f"{path}: cannot read image ({err.strerror})") from None
+    if not data:
+        raise SampleError(f"{path}: empty image file")
+    flags = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
+    size_hw = None
+    if data[:2] == b"\xff\xd8":
+        if not data.rstrip(b"\x00\r\n ").endswith(b"\xff\xd9"):
+            raise SampleError(f"{path}: truncated JPEG (no end-of-image marker)")
+        size_hw = jpeg_size_hw(data)
+        if reduction > 1:
+            flags = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
+                     8: cv2.IMREAD_REDUCED_COLOR_8}[reduction] | cv2.IMREAD_IGNORE_ORIENTATION
+    elif reduction != 1:
+        raise ValueError("reduced decoding is for JPEG files only")
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+    if image is None:
+        raise SampleError(f"{path}: cannot decode image")
+    return image, size_hw or image.shape[:2]
+
+
+def _check_points(sample: Sample, num_points: int, size_hw: tuple[int, int]) -> None:
+    pts = sample.points_px
+    if pts.shape != (num_points, 2):
+        raise SampleError(f"{sample.image_path}: {len(pts)} landmarks, the scheme has {num_points}")
+    if not np.isfinite(pts).all():
+        raise SampleError(f"{sample.image_path}: landmarks contain NaN or infinite values")
+    h, w = size_hw
+    outside = (pts[:, 0] < 0) | (pts[:, 0] > w) | (pts[:, 1] < 0) | (pts[:, 1] > h)
+    if outside.any():
+        i = int(np.argmax(outside))
+        raise SampleError(f"{sample.image_path}: {int(outside.sum())} landmarks outside the {w}x{h} image "
+                          f"(point {i} at ({pts[i, 0]:.1f}, {pts[i, 1]:.1f}))")
+
+
+def _reduction(path: str, side: float, size: int, enabled: bool) -> int:
+    """Largest JPEG DCT scale (1, 2, 4, 8) that still leaves the crop at least `size` pixels wide."""
+    if not enabled or os.path.splitext(path)[1].lower() not in (".jpg", ".jpeg"):
+        return 1
+    r = 1
+    while r < 8 and side / (2 * r) >= size:
+        r *= 2
+    return r
+
+
+def prepare_record(fmt: DatasetFormat, input_dir: str, item, settings: ConvertSettings) -> records.CropRecord:
+    """One raw item -> a validated, cropped, encoded CropRecord. SampleError when the sample is unusable."""
+    sample = fmt.load_sample(input_dir, item, settings.reader)
+    if settings.box_source == "annotation":
+        if sample.box_xyxy is None:
+            raise SampleError(f"{sample.image_path}: format {fmt.name} has no face box; use --box-source landmarks")
+        face_box, scale = sample.box_xyxy, 1 + 2 * settings.margin
+    else:
+        face_box = landmark_box_xyxy(sample.points_px) if np.isfinite(sample.points_px).all() else np.zeros(4)
+        scale = fmt.scheme.face_scale * (1 + 2 * settings.margin)
+    side = max(face_box[2] - face_box[0], face_box[3] - face_box[1]) * scale
+    reduction = _reduction(sample.image_path, side, settings.image_size, settings.reduced_decode)
+    image, size_hw = read_image(sample.image_path, reduction)
+    _check_points(sample, fmt.scheme.num_points, size_hw)
+    box = square_crop_box(face_box, scale, align=reduction)
+    crop = crop_and_resize(image, box / reduction, settings.image_size)
+    ok, jpeg = cv2.imencode(".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, settings.jpeg_quality])
+    if not ok:
+        raise SampleError(f"{sample.image_path}: JPEG encoding of the crop failed")
+    if sample.pose_rad is None:
+        pose, estimated = estimate_pose(sample.points_px, size_hw, fmt.scheme), True
+    else:
+        pose, estimated = sample.pose_rad, False
+    if not np.isfinite(pose).all():
+        raise SampleError(f"{sample.image_path}: pose is not finite ({pose})")
+    return records.CropRecord(
+        source_id=sample.source_id, jpeg=jpeg.tobytes(), source_hw=tuple(int(v) for v in size_hw),
+        points_norm=points_to_crop_norm(sample.points_px, box), box_xyxy=box, pose_rad=np.asarray(pose),
+        pose_estimated=estimated,
+        attributes=sample.attributes or (-1,) * records.NUM_ATTRIBUTES)
+
+
+_WORKER: dict = {}
+
+
+def _init_worker(input_dir: str, settings: ConvertSettings) -> None:
+    cv2.setNumThreads(1)
+    _WORKER.update(fmt=get_format(settings.format), input_dir=input_dir, settings=settings)
+
+
+def _convert_item(item) -> records.CropRecord | str:
+    """Worker task: the record, or the reason the sample was skipped."""
+    try:
+        return prepare_record(_WORKER["fmt"], _WORKER["input_dir"], item, _WORKER["settings"])
+    except (SampleError, cv2.error) as err:
+        return str(err)
+
+
+# ---------------------------------------------------------------- the whole dataset (main process)
+
+def item_name(item) -> str:
+    """How an item is named in the manifest: its relative path, or the source id of a line item."""
+    return item if isinstance(item, str) else item[0]
+
+
+def _stem(name: str) -> str:
+    return os.path.splitext(name.partition("#")[0])[0].replace("\\", "/")
+
+
+def filter_by_split_list(items: list, split_list: str) -> list:
+    """Keep the items whose image (path relative to --input, extension optional) is listed in the file."""
+    with open(split_list, encoding="utf-8") as f:
+        wanted = {_stem(line.strip()) for line in f if line.strip() and not line.startswith("#")}
+    kept = [i for i in items if _stem(item_name(i)) in wanted]
+    if not kept:
+        raise ValueError(f"{split_list}: none of its {len(wanted)} entries matches a sample of the input")
+    return kept
+
+
+def _save_json(path: str, payload: dict) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(payload, f, indent=1)
+    os.replace(tmp, path)
+
+
+def _prepare_output(output_dir: str, fingerprint: dict, overwrite: bool) -> dict | None:
+    """Create the folder; return the finished-shards state to resume from, or a complete manifest to reuse."""
+    os.makedirs(output_dir, exist_ok=True)
+    manifest_path = os.path.join(output_dir, records.MANIFEST)
+    state_path = os.path.join(output_dir, PARTIAL_STATE)
+    previous = None
+    for path in (manifest_path, state_path):
+        if os.path.exists(path):
+            with open(path, encoding="utf-8") as f:
+                previous = json.load(f)
+            break
+    if previous is not None and not overwrite:
+        if previous.get("fingerprint") != fingerprint:
+            raise ConversionError(f"{output_dir} holds a conversion with other settings or input; "
+                                  "choose another --output or pass --overwrite")
+        return previous
+    if previous is None and records.stray_shards(output_dir) and not overwrite:
+        raise ConversionError(f"{output_dir} has .tfrecord files but no manifest; pass --overwrite to replace them")
+    for path in records.stray_shards(output_dir) + [manifest_path, state_path]:
+        if os.path.exists(path):
+            os.remove(path)
+    return None
+
+
+def convert_dataset(input_dir: str, output_dir: str, settings: ConvertSettings, name: str | None = None,
+                    workers: int = 1, split_list: str | None = None, overwrite: bool = False,
+                    progress: bool = True) -> dict:
+    """Convert a raw dataset folder into `output_dir`; returns the manifest (also written as manifest.json).
+
+    Raises ValueError for bad arguments or input, ConversionError when no sample could be converted.
+    """
+    if not os.path.isdir(input_dir):
+        raise ValueError(f"{input_dir}: input folder does not exist")
+    fmt = get_format(settings.format)
+    items = fmt.list_items(input_dir, settings.reader)
+    if split_list:
+        items = filter_by_split_list(items, split_list)
+    if not items:
+        raise ValueError(f"{input_dir}: no {fmt.name} samples found")
+    name = name or fmt.name
+    num_shards = math.ceil(len(items) / settings.shard_size)
+    fingerprint = {"input": os.path.abspath(input_dir), "name": name, "num_items": len(items),
+                   "split_list": split_list, "settings": asdict(settings), "schema_version": records.SCHEMA_VERSION}
+    previous = _prepare_output(output_dir, fingerprint, overwrite)
+    if previous is not None and "shards" in previous:
+        return previous  # an identical, complete conversion is already there
+    done = {int(k): v for k, v in (previous or {}).get("done", {}).items()}
+    todo = [k for k in range(num_shards) if k not in done]
+    todo_items = [(k, i) for k in todo for i in range(k * settings.shard_size,
+                                                      min((k + 1) * settings.shard_size, len(items)))]
+    with tqdm(total=len(items), initial=len(items) - len(todo_items), unit="img", disable=not progress,
+              desc=f"convert {fmt.name}") as bar:
+        for k, result in _shard_results(todo_items, items, input_dir, settings, workers, bar):
+            done[k] = _write_shard(output_dir, records.shard_name(name, k, num_shards), result)
+            _save_json(os.path.join(output_dir, PARTIAL_STATE), {"fingerprint": fingerprint, "done": done})
+    return _finish(output_dir, fingerprint, fmt, name, num_shards, done)
+
+
+def _shard_results(todo_items, items, input_dir, settings, workers, bar):
+    """Yield (shard index, [(item name, record or reason), ...]) per remaining shard, in order."""
+    tasks = (items[i] for _, i in todo_items)
+    if workers > 1:
+        pool = multiprocessing.get_context("spawn").Pool(workers, _init_worker, (input_dir, settings))
+        results = pool.imap(_convert_item, tasks, chunksize=8)
+    else:
+        pool = None
+        _init_worker(input_dir, settings)
+        results = map(_convert_item, tasks)
+    try:
+        current, batch = None, []
+        for (k, i), result in zip(todo_items, results):
+            if k != current and batch:
+                yield current, batch
+                batch = []
+            current = k
+            batch.append((item_name(items[i]), result))
+            bar.update(1)
+        if batch:
+            yield current, batch
+    finally:
+        if pool is not None:
+            pool.terminate()
+
+
+def _write_shard(output_dir: str, file_name: str, results: list) -> dict:
+    """Write one shard atomically; returns its entry {file, num_records, skipped}."""
+    import tensorflow as tf
+
+    path = os.path.join(output_dir, file_name)
+    skipped, count = [], 0
+    with tf.io.TFRecordWriter(path + ".tmp") as writer:
+        for source, result in results:
+            if isinstance(result, str):
+                skipped.append({"source": source, "reason": result})
+            else:
+                writer.write(records.encode_example(result))
+                count += 1
+    os.replace(path + ".tmp", path)
+    return {"file": file_name, "num_records": count, "skipped": skipped}
+
+
+def _finish(output_dir, fingerprint, fmt, name, num_shards, done) -> dict:
+    shards = [done[k] for k in range(num_shards)]
+    skipped = [s for shard in shards for s in shard["skipped"]]
+    num_records = sum(s["num_records"] for s in shards)
+    if num_records == 0:
+        for shard in shards:
+            os.remove(os.path.join(output_dir, shard["file"]))
+        os.remove(os.path.join(output_dir, PARTIAL_STATE))
+        reasons = "\n  ".join(s["reason"] for s in skipped[:10])
+        raise ConversionError(f"nothing converted: all {len(skipped)} samples were skipped, e.g.\n  {reasons}")
+    settings = fingerprint["settings"]
+    manifest = {
+        "schema_version": records.SCHEMA_VERSION,
+        "name": name,
+        "format": fmt.name,
+        "scheme": fmt.scheme.name,
+        "num_points": fmt.scheme.num_points,
+        "image_size": settings["image_size"],
+        "margin": settings["margin"],
+        "num_records": num_records,
+        "num_skipped": len(skipped),
+        "skipped_by_reason": _reason_counts(skipped),
+        "skipped": skipped,
+        "shards": [{"file": s["file"], "num_records": s["num_records"]} for s in shards],
+        "conventions": {"points": "landmarks/points normalised to crop/box_xyxy; boxes in continuous source "
+                                  "pixels where pixel i covers [i, i+1)",
+                        "pose": "pitch, yaw, roll radians, 300W-LP signs (facekit.pose)"},
+        "fingerprint": fingerprint,
+    }
+    _save_json(os.path.join(output_dir, records.MANIFEST), manifest)
+    os.remove(os.path.join(output_dir, PARTIAL_STATE))
+    return manifest
+
+
+def _reason_counts(skipped: list[dict]) -> dict:
+    """Skip reasons grouped by their problem (the text after the file name)."""
+    return dict(Counter(s["reason"].split(": ", 1)[-1].split(" (")[0] for s in skipped).most_common())

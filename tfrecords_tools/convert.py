@@ -1,0 +1,87 @@
+"""Convert a raw landmark dataset into square face crops in sharded TFRecords with a manifest.
+
+    python -m tfrecords_tools.convert --format 300wlp --input 300W_LP --output records/300wlp
+    python -m tfrecords_tools.convert            # built-in default: synthetic 300W-LP faces, no download
+
+Formats: 300wlp, aflw2000, ibug68 (.pts), wflw (--annotations LIST.txt), mtfl (training.txt).
+Bad samples are skipped and listed in OUTPUT/manifest.json; an interrupted run resumes when started again.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+from facekit.convert import BOX_SOURCES, ConversionError, ConvertSettings, convert_dataset
+from facekit.datasets import FORMATS, ReaderOptions
+from facekit.datasets.mat3d import LANDMARK_SOURCES
+
+SYNTHETIC_DEFAULT = os.path.join("runs", "synthetic")
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--format", choices=sorted(FORMATS), default="300wlp")
+    p.add_argument("--input", help="raw dataset folder (default: generate synthetic 300W-LP faces)")
+    p.add_argument("--output", help=f"record folder (default with no --input: {SYNTHETIC_DEFAULT}/records)")
+    p.add_argument("--image-size", type=int, default=112, help="crop side in pixels (default 112)")
+    p.add_argument("--margin", type=float, default=0.2, help="margin on each side, fraction of the face box")
+    p.add_argument("--workers", type=int, default=os.cpu_count(), help="processes (default: all cores)")
+    p.add_argument("--split-list", help="file of image paths (relative to --input) to convert; others are left out")
+    p.add_argument("--name", help="shard file prefix (default: the format)")
+    p.add_argument("--shard-size", type=int, default=1000, help="samples per shard (default 1000)")
+    p.add_argument("--box-source", choices=BOX_SOURCES, default="landmarks",
+                   help="crop around the landmarks or the annotated face box (WFLW)")
+    p.add_argument("--landmarks-source", choices=LANDMARK_SOURCES, default="pt2d",
+                   help="300W-LP: pt2d in NAME.mat, or pts_2d / pts_3d in landmarks/SUBSET/NAME_pts.mat")
+    p.add_argument("--exclude-300w-test", action="store_true",
+                   help="300W-LP: leave out images derived from 300W test sets (IBUG, LFPW test)")
+    p.add_argument("--annotations", help="annotation list for wflw (required) and mtfl (default training.txt)")
+    p.add_argument("--jpeg-quality", type=int, default=95)
+    p.add_argument("--full-decode", action="store_true",
+                   help="always decode JPEGs at full size (default: reduced DCT decoding when the crop shrinks 2x+)")
+    p.add_argument("--synthetic-count", type=int, default=300, help="faces generated when --input is omitted")
+    p.add_argument("--overwrite", action="store_true", help="replace a different conversion in --output")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.input is None:
+        if args.format != "300wlp":
+            print("error: --input is required for formats other than the synthetic 300wlp default", file=sys.stderr)
+            return 2
+        from facekit.synthetic import write_synthetic_300wlp
+
+        args.input = os.path.join(SYNTHETIC_DEFAULT, "raw")
+        args.output = args.output or os.path.join(SYNTHETIC_DEFAULT, "records")
+        if not os.path.isdir(args.input):
+            n = write_synthetic_300wlp(args.input, args.synthetic_count)
+            print(f"generated {n} synthetic 300W-LP images in {args.input}")
+    if args.output is None:
+        print("error: --output is required with --input", file=sys.stderr)
+        return 2
+    try:
+        settings = ConvertSettings(
+            format=args.format, image_size=args.image_size, margin=args.margin, box_source=args.box_source,
+            shard_size=args.shard_size, jpeg_quality=args.jpeg_quality, reduced_decode=not args.full_decode,
+            reader=ReaderOptions(landmarks_source=args.landmarks_source, exclude_300w_test=args.exclude_300w_test,
+                                 annotations=args.annotations))
+        start = time.perf_counter()
+        manifest = convert_dataset(args.input, args.output, settings, name=args.name, workers=args.workers,
+                                   split_list=args.split_list, overwrite=args.overwrite,
+                                   progress=sys.stderr.isatty())
+    except (ValueError, ConversionError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    seconds = time.perf_counter() - start
+    print(f"{manifest['num_records']} records in {len(manifest['shards'])} shard(s) -> {args.output} "
+          f"({seconds:.1f} s); {manifest['num_skipped']} skipped")
+    for reason, count in manifest["skipped_by_reason"].items():
+        print(f"  skipped {count}: {reason}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
