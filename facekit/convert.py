@@ -19,11 +19,13 @@ import numpy as np
 from tqdm import tqdm
 
 from facekit import records
+from facekit.draw import draw_points, tile
 from facekit.datasets import DatasetFormat, ReaderOptions, Sample, SampleError, get_format
 from facekit.geometry import crop_and_resize, landmark_box_xyxy, points_to_crop_norm, square_crop_box
 from facekit.pose import estimate_pose
 
 PARTIAL_STATE = "conversion.partial.json"
+PREVIEW = "preview.jpg"
 BOX_SOURCES = ("landmarks", "annotation")
 
 
@@ -169,12 +171,13 @@ def _init_worker(input_dir: str, settings: ConvertSettings) -> None:
     _WORKER.update(fmt=get_format(settings.format), input_dir=input_dir, settings=settings)
 
 
-def _convert_item(item) -> records.CropRecord | str:
-    """Worker task: the record, or the reason the sample was skipped."""
+def _convert_item(item) -> tuple[records.CropRecord, bytes] | str:
+    """Worker task: the record and its serialised example, or the reason the sample was skipped."""
     try:
-        return prepare_record(_WORKER["fmt"], _WORKER["input_dir"], item, _WORKER["settings"])
+        record = prepare_record(_WORKER["fmt"], _WORKER["input_dir"], item, _WORKER["settings"])
     except (SampleError, cv2.error) as err:
         return str(err)
+    return record, records.encode_example(record)
 
 
 # ---------------------------------------------------------------- the whole dataset (main process)
@@ -223,7 +226,7 @@ def _prepare_output(output_dir: str, fingerprint: dict, overwrite: bool) -> dict
         return previous
     if previous is None and records.stray_shards(output_dir) and not overwrite:
         raise ConversionError(f"{output_dir} has .tfrecord files but no manifest; pass --overwrite to replace them")
-    for path in records.stray_shards(output_dir) + [manifest_path, state_path]:
+    for path in records.stray_shards(output_dir) + [manifest_path, state_path, os.path.join(output_dir, PREVIEW)]:
         if os.path.exists(path):
             os.remove(path)
     return None
@@ -259,6 +262,8 @@ def convert_dataset(input_dir: str, output_dir: str, settings: ConvertSettings, 
               desc=f"convert {fmt.name}") as bar:
         for k, result in _shard_results(todo_items, items, input_dir, settings, workers, bar):
             done[k] = _write_shard(output_dir, records.shard_name(name, k, num_shards), result)
+            if k == 0:
+                write_preview(os.path.join(output_dir, PREVIEW), [r for _, r in result])
             _save_json(os.path.join(output_dir, PARTIAL_STATE), {"fingerprint": fingerprint, "done": done})
     return _finish(output_dir, fingerprint, fmt, name, num_shards, done)
 
@@ -300,10 +305,21 @@ def _write_shard(output_dir: str, file_name: str, results: list) -> dict:
             if isinstance(result, str):
                 skipped.append({"source": source, "reason": result})
             else:
-                writer.write(records.encode_example(result))
+                writer.write(result[1])
                 count += 1
     os.replace(path + ".tmp", path)
     return {"file": file_name, "num_records": count, "skipped": skipped}
+
+
+def write_preview(path: str, results: list, count: int = 32) -> None:
+    """A grid of the first converted crops with their landmarks, for a person to check the conversion."""
+    crops = []
+    for rec, _ in [r for r in results if not isinstance(r, str)][:count]:
+        crop = cv2.imdecode(np.frombuffer(rec.jpeg, np.uint8), cv2.IMREAD_COLOR)
+        size = crop.shape[0]
+        crops.append(draw_points(cv2.resize(crop, (2 * size, 2 * size)), rec.points_norm * 2 * size))
+    if crops:
+        cv2.imwrite(path, tile(crops), [cv2.IMWRITE_JPEG_QUALITY, 90])
 
 
 def _finish(output_dir, fingerprint, fmt, name, num_shards, done) -> dict:
@@ -313,6 +329,8 @@ def _finish(output_dir, fingerprint, fmt, name, num_shards, done) -> dict:
     if num_records == 0:
         for shard in shards:
             os.remove(os.path.join(output_dir, shard["file"]))
+        if os.path.exists(os.path.join(output_dir, PREVIEW)):
+            os.remove(os.path.join(output_dir, PREVIEW))
         os.remove(os.path.join(output_dir, PARTIAL_STATE))
         reasons = "\n  ".join(s["reason"] for s in skipped[:10])
         raise ConversionError(f"nothing converted: all {len(skipped)} samples were skipped, e.g.\n  {reasons}")

@@ -11,8 +11,8 @@ One record = one face crop:
   pose/estimated     int64     1 when the pose was estimated from the landmarks, 0 when annotated
   attributes/flags   int64[6]  WFLW flags (pose, expression, illumination, make-up, occlusion, blur); -1 unknown
 
-TensorFlow is imported inside the functions that need it, so conversion workers (which only build CropRecords)
-start without it.
+TensorFlow is imported inside the functions that need it, so conversion workers (which build and serialise
+records) start without it.
 """
 from __future__ import annotations
 
@@ -42,30 +42,52 @@ class CropRecord:
     attributes: tuple[int, ...]  # (6,)
 
 
+def _varint(value: int) -> bytes:
+    value &= (1 << 64) - 1  # int64 two's complement, as protobuf encodes negative int64
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    """A length-delimited protobuf field."""
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def _feature(kind: int, payload: bytes) -> bytes:
+    """Feature{bytes_list=1 | float_list=2 | int64_list=3}, each list holding its values in field 1."""
+    return _field(kind, payload)
+
+
+def _floats(values) -> bytes:
+    return _feature(2, _field(1, np.asarray(values, "<f4").tobytes()))
+
+
+def _ints(values) -> bytes:
+    return _feature(3, _field(1, b"".join(_varint(int(v)) for v in np.ravel(values))))
+
+
 def encode_example(record: CropRecord) -> bytes:
-    """CropRecord -> serialised tf.train.Example."""
-    import tensorflow as tf
+    """CropRecord -> serialised tf.train.Example, written directly in protobuf wire format.
 
-    def floats(v):
-        return tf.train.Feature(float_list=tf.train.FloatList(value=np.asarray(v, np.float32).ravel()))
-
-    def ints(v):
-        return tf.train.Feature(int64_list=tf.train.Int64List(value=np.asarray(v, np.int64).ravel()))
-
-    def raw(v):
-        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[v]))
-
-    feature = {
-        "image/encoded": raw(record.jpeg),
-        "image/source_id": raw(record.source_id.encode("utf-8")),
-        "image/source_hw": ints(record.source_hw),
-        "landmarks/points": floats(record.points_norm),
-        "crop/box_xyxy": floats(record.box_xyxy),
-        "pose/euler_rad": floats(record.pose_rad),
-        "pose/estimated": ints([int(record.pose_estimated)]),
-        "attributes/flags": ints(record.attributes),
+    Equivalent to building tf.train.Example (tests compare the parsed messages); done by hand so that conversion
+    workers serialise without importing TensorFlow and the writing process only writes bytes.
+    """
+    features = {
+        "image/encoded": _feature(1, _field(1, record.jpeg)),
+        "image/source_id": _feature(1, _field(1, record.source_id.encode("utf-8"))),
+        "image/source_hw": _ints(record.source_hw),
+        "landmarks/points": _floats(np.ravel(record.points_norm)),
+        "crop/box_xyxy": _floats(record.box_xyxy),
+        "pose/euler_rad": _floats(record.pose_rad),
+        "pose/estimated": _ints([int(record.pose_estimated)]),
+        "attributes/flags": _ints(record.attributes),
     }
-    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+    entries = b"".join(_field(1, _field(1, key.encode()) + _field(2, value)) for key, value in features.items())
+    return _field(1, entries)
 
 
 def parse_example(serialized, num_points: int, decode_image: bool = True) -> dict:

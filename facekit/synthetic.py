@@ -5,7 +5,7 @@ expression (mouth opening, smile, brow raise, eye opening), rotated by a random 
 perspective and drawn with OpenCV: hair, skin, eyes with irises, brows, nose, lips, on a cluttered background.
 The landmarks are exactly the drawn features, so a CNN can learn them. Written like 300W-LP: SUBSET/NAME.jpg +
 NAME.mat (`pt2d` (2, 68) 1-based, `Pose_Para` (1, 7), and the other 3DDFA keys with random values), mirrored
-copies in SUBSET_Flip/, and landmarks/SUBSET/NAME_pts.mat with `pts_2d` and `pts_3d`.
+copies in SUBSET_Flip/, and landmarks/SUBSET/NAME_pts.mat with `pts_2d` and `pts_3d` (unflipped only).
 """
 from __future__ import annotations
 
@@ -100,13 +100,15 @@ def render_face(rng: np.random.Generator, size: int = 450) -> tuple[np.ndarray, 
     iris = rng.uniform(20, 120, 3).tolist()
     for eye in (range(36, 42), range(42, 48)):
         poly(eye, (235, 240, 245), fill=True)
-        mask = np.zeros(img.shape[:2], np.uint8)
-        cv2.fillPoly(mask, [points[list(eye)].astype(np.int32)], 255)
-        c = points[list(eye)].mean(0)
-        eye_w = np.linalg.norm(points[eye[0]] - points[eye[3]])
+        outline_px = points[list(eye)].astype(np.int32)
+        x, y, w, h = cv2.boundingRect(outline_px)
+        mask = np.zeros((h, w), np.uint8)  # the iris is the disc clipped to the eye, drawn in the eye's box
+        cv2.fillPoly(mask, [outline_px - [x, y]], 255)
         disc = np.zeros_like(mask)
+        c = points[list(eye)].mean(0) - [x, y]
+        eye_w = np.linalg.norm(points[eye[0]] - points[eye[3]])
         cv2.circle(disc, (int(c[0]), int(c[1])), max(1, int(eye_w * 0.25)), 255, -1)
-        img[(mask > 0) & (disc > 0)] = iris
+        img[y:y + h, x:x + w][(mask > 0) & (disc > 0)] = iris
         poly(eye, (30, 30, 30), closed=True, width=max(1, lw // 2))
     poly(range(27, 31), shade.tolist(), width=max(1, lw // 2))
     poly(range(31, 36), (shade * 0.8).tolist())
@@ -114,10 +116,11 @@ def render_face(rng: np.random.Generator, size: int = 450) -> tuple[np.ndarray, 
     poly(range(48, 60), lips, fill=True)
     poly(range(60, 68), (40, 30, 60), fill=True)
     poly(list(range(60, 65)), (lips[0] * 0.6, lips[1] * 0.6, lips[2] * 0.6), width=max(1, lw // 2))
-    light = np.linspace(rng.uniform(0.6, 1.0), rng.uniform(1.0, 1.3), size)
-    img = np.clip(img * (light[None, :, None] if rng.random() < 0.5 else light[:, None, None]), 0, 255)
-    img = cv2.GaussianBlur(img.astype(np.uint8), (0, 0), rng.uniform(0.3, 1.5))
-    img = np.clip(img + rng.normal(0, rng.uniform(1, 6), img.shape), 0, 255).astype(np.uint8)
+    light = np.linspace(rng.uniform(0.6, 1.0), rng.uniform(1.0, 1.3), size, dtype=np.float32)
+    light = light[None, :, None] if rng.random() < 0.5 else light[:, None, None]
+    img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.3, 1.5)).astype(np.float32) * light
+    img += rng.standard_normal(img.shape, dtype=np.float32) * rng.uniform(1, 6)
+    img = np.clip(img, 0, 255, out=img).astype(np.uint8)
     return img, points, pose, scale
 
 
@@ -131,10 +134,12 @@ def _mat_payload(rng, points_px, pose, scale, size) -> dict:
 
 def _write(root, subset, name, img, points_px, pose, scale, rng, quality):
     os.makedirs(os.path.join(root, subset), exist_ok=True)
-    os.makedirs(os.path.join(root, "landmarks", subset), exist_ok=True)
     cv2.imwrite(os.path.join(root, subset, name + ".jpg"), img, [cv2.IMWRITE_JPEG_QUALITY, quality])
     scipy.io.savemat(os.path.join(root, subset, name + ".mat"), _mat_payload(rng, points_px, pose, scale,
                                                                              img.shape[0]))
+    if subset.endswith("_Flip"):
+        return  # like 300W-LP, landmarks/ covers the unflipped images only
+    os.makedirs(os.path.join(root, "landmarks", subset), exist_ok=True)
     one_based = points_px + 0.5
     scipy.io.savemat(os.path.join(root, "landmarks", subset, name + "_pts.mat"),
                      {"pts_2d": one_based, "pts_3d": one_based})
