@@ -226,7 +226,8 @@ def _prepare_output(output_dir: str, fingerprint: dict, overwrite: bool) -> dict
         return previous
     if previous is None and records.stray_shards(output_dir) and not overwrite:
         raise ConversionError(f"{output_dir} has .tfrecord files but no manifest; pass --overwrite to replace them")
-    for path in records.stray_shards(output_dir) + [manifest_path, state_path, os.path.join(output_dir, PREVIEW)]:
+    preview_path = os.path.join(output_dir, PREVIEW)
+    for path in records.stray_shards(output_dir) + [manifest_path, state_path, preview_path]:
         if os.path.exists(path):
             os.remove(path)
     return None

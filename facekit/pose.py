@@ -7,7 +7,8 @@ average facial proportions (not fitted to any dataset) and is mirror-symmetric b
 Angles are (pitch, yaw, roll) in radians, as in 300W-LP's `Pose_Para`: the camera-frame face is
 face_rotation(pose) @ X, an Rx(-pitch) @ Ry(yaw) @ Rz(roll) rotation. Signs follow 300W-LP (checked on the
 AFLW2000-3D samples): positive pitch raises the face (the nose moves up in the image), positive yaw turns the
-nose towards the image left, positive roll turns the face clockwise on screen. A horizontal flip keeps pitch and negates yaw and roll.
+nose towards the image left, positive roll turns the face clockwise on screen. A horizontal flip keeps pitch
+and negates yaw and roll.
 """
 from __future__ import annotations
 

@@ -68,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
             shard_size=args.shard_size, jpeg_quality=args.jpeg_quality, reduced_decode=not args.full_decode,
             reader=ReaderOptions(landmarks_source=args.landmarks_source, exclude_300w_test=args.exclude_300w_test,
                                  annotations=args.annotations))
+        reusable = not args.overwrite and os.path.exists(os.path.join(args.output, "manifest.json"))
         start = time.perf_counter()
         manifest = convert_dataset(args.input, args.output, settings, name=args.name, workers=args.workers,
                                    split_list=args.split_list, overwrite=args.overwrite,
@@ -76,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 1
     seconds = time.perf_counter() - start
+    if reusable:
+        print(f"{args.output} already holds this conversion (same input and settings); --overwrite redoes it")
     print(f"{manifest['num_records']} records in {len(manifest['shards'])} shard(s) -> {args.output} "
           f"({seconds:.1f} s); {manifest['num_skipped']} skipped")
     for reason, count in manifest["skipped_by_reason"].items():
