@@ -269,30 +269,56 @@ def convert_dataset(input_dir: str, output_dir: str, settings: ConvertSettings, 
     return _finish(output_dir, fingerprint, fmt, name, num_shards, done)
 
 
+def _convert_block(block: list) -> list:
+    return [_convert_item(item) for item in block]
+
+
+def _ordered_results(tasks: list, input_dir: str, settings: ConvertSettings, workers: int):
+    """Convert tasks, yielding results in task order.
+
+    With N workers, N-1 spawned processes take blocks of 16 tasks (up to 2 blocks each in flight) and the main
+    process converts the next unassigned block itself whenever the next result in order is not ready, so N
+    processes share N cores, the main one works while the others start, and the load balances itself.
+    """
+    _init_worker(input_dir, settings)
+    if workers <= 1:
+        yield from map(_convert_item, tasks)
+        return
+    blocks = [tasks[i:i + 16] for i in range(0, len(tasks), 16)]
+    pool = multiprocessing.get_context("spawn").Pool(workers - 1, _init_worker, (input_dir, settings))
+    pending: dict[int, object] = {}  # block index -> AsyncResult (pool) or finished list (main process)
+    assigned = 0
+    try:
+        for head in range(len(blocks)):
+            while True:
+                in_flight = sum(1 for r in pending.values() if not isinstance(r, list))
+                while in_flight < 2 * (workers - 1) and assigned < len(blocks):
+                    pending[assigned] = pool.apply_async(_convert_block, (blocks[assigned],))
+                    assigned, in_flight = assigned + 1, in_flight + 1
+                result = pending[head]
+                if isinstance(result, list) or result.ready() or assigned == len(blocks) or len(pending) > 64:
+                    break
+                pending[assigned] = _convert_block(blocks[assigned])  # work instead of waiting
+                assigned += 1
+            result = pending.pop(head)
+            yield from (result if isinstance(result, list) else result.get())
+    finally:
+        pool.terminate()
+
+
 def _shard_results(todo_items, items, input_dir, settings, workers, bar):
     """Yield (shard index, [(item name, record or reason), ...]) per remaining shard, in order."""
-    tasks = (items[i] for _, i in todo_items)
-    if workers > 1:
-        pool = multiprocessing.get_context("spawn").Pool(workers, _init_worker, (input_dir, settings))
-        results = pool.imap(_convert_item, tasks, chunksize=8)
-    else:
-        pool = None
-        _init_worker(input_dir, settings)
-        results = map(_convert_item, tasks)
-    try:
-        current, batch = None, []
-        for (k, i), result in zip(todo_items, results):
-            if k != current and batch:
-                yield current, batch
-                batch = []
-            current = k
-            batch.append((item_name(items[i]), result))
-            bar.update(1)
-        if batch:
+    results = _ordered_results([items[i] for _, i in todo_items], input_dir, settings, workers)
+    current, batch = None, []
+    for (k, i), result in zip(todo_items, results):
+        if k != current and batch:
             yield current, batch
-    finally:
-        if pool is not None:
-            pool.terminate()
+            batch = []
+        current = k
+        batch.append((item_name(items[i]), result))
+        bar.update(1)
+    if batch:
+        yield current, batch
 
 
 def _write_shard(output_dir: str, file_name: str, results: list) -> dict:
