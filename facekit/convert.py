@@ -107,12 +107,16 @@ def read_image(path: str, reduction: int = 1) -> tuple[np.ndarray, tuple[int, in
     return image, size_hw or image.shape[:2]
 
 
-def _check_points(sample: Sample, num_points: int, size_hw: tuple[int, int]) -> None:
+def _check_points(sample: Sample, num_points: int) -> None:
     pts = sample.points_px
     if pts.shape != (num_points, 2):
         raise SampleError(f"{sample.image_path}: {len(pts)} landmarks, the scheme has {num_points}")
     if not np.isfinite(pts).all():
         raise SampleError(f"{sample.image_path}: landmarks contain NaN or infinite values")
+
+
+def _check_inside(sample: Sample, size_hw: tuple[int, int]) -> None:
+    pts = sample.points_px
     h, w = size_hw
     outside = (pts[:, 0] < 0) | (pts[:, 0] > w) | (pts[:, 1] < 0) | (pts[:, 1] > h)
     if outside.any():
@@ -134,17 +138,18 @@ def _reduction(path: str, side: float, size: int, enabled: bool) -> int:
 def prepare_record(fmt: DatasetFormat, input_dir: str, item, settings: ConvertSettings) -> records.CropRecord:
     """One raw item -> a validated, cropped, encoded CropRecord. SampleError when the sample is unusable."""
     sample = fmt.load_sample(input_dir, item, settings.reader)
+    _check_points(sample, fmt.scheme.num_points)
     if settings.box_source == "annotation":
         if sample.box_xyxy is None:
             raise SampleError(f"{sample.image_path}: format {fmt.name} has no face box; use --box-source landmarks")
         face_box, scale = sample.box_xyxy, 1 + 2 * settings.margin
     else:
-        face_box = landmark_box_xyxy(sample.points_px) if np.isfinite(sample.points_px).all() else np.zeros(4)
+        face_box = landmark_box_xyxy(sample.points_px)
         scale = fmt.scheme.face_scale * (1 + 2 * settings.margin)
     side = max(face_box[2] - face_box[0], face_box[3] - face_box[1]) * scale
     reduction = _reduction(sample.image_path, side, settings.image_size, settings.reduced_decode)
     image, size_hw = read_image(sample.image_path, reduction)
-    _check_points(sample, fmt.scheme.num_points, size_hw)
+    _check_inside(sample, size_hw)
     box = square_crop_box(face_box, scale, align=reduction)
     crop = crop_and_resize(image, box / reduction, settings.image_size)
     ok, jpeg = cv2.imencode(".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, settings.jpeg_quality])
