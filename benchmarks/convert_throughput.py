@@ -33,6 +33,11 @@ def bound_loop(jobs, size, quality):
         cv2.imencode(".jpg", crop_and_resize(image, box, size), [cv2.IMWRITE_JPEG_QUALITY, quality])
 
 
+def converter_run(raw, tmp, settings, workers):
+    """A timed run: a whole conversion into a fresh folder."""
+    return lambda: convert_dataset(raw, tempfile.mkdtemp(dir=tmp), settings, workers=workers, progress=False)
+
+
 def timed(fn, repeats):
     times = []
     for _ in range(repeats):
@@ -60,13 +65,11 @@ def main(argv=None) -> int:
         samples = [fmt.load_sample(raw, i, ReaderOptions()) for i in fmt.list_items(raw, ReaderOptions())]
         jobs = [(s.image_path, square_crop_box(landmark_box_xyxy(s.points_px), 1 + 2 * settings.margin))
                 for s in samples]
-        runs = {"bound: decode+crop+resize+encode loop": lambda: bound_loop(jobs, args.image_size, 95)}
-        counter = iter(range(10 ** 6))
-        for label, workers, full in (("converter, 1 worker", 1, False), ("converter, 2 workers", 2, False),
-                                     ("converter, 1 worker, --full-decode", 1, True)):
-            s = ConvertSettings("300wlp", image_size=args.image_size, reduced_decode=not full)
-            runs[label] = (lambda w=workers, s=s: convert_dataset(
-                raw, os.path.join(tmp, f"out{next(counter)}"), s, workers=w, progress=False))
+        full_decode = ConvertSettings("300wlp", image_size=args.image_size, reduced_decode=False)
+        runs = {"bound: decode+crop+resize+encode loop": lambda: bound_loop(jobs, args.image_size, 95),
+                "converter, 1 worker": converter_run(raw, tmp, settings, 1),
+                "converter, 2 workers": converter_run(raw, tmp, settings, 2),
+                "converter, 1 worker, --full-decode": converter_run(raw, tmp, full_decode, 1)}
         rates = {label: n / timed(fn, args.repeats) for label, fn in runs.items()}
     bound = rates["bound: decode+crop+resize+encode loop"]
     one = rates["converter, 1 worker"]

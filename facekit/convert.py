@@ -231,11 +231,16 @@ def _prepare_output(output_dir: str, fingerprint: dict, overwrite: bool) -> dict
         return previous
     if previous is None and records.stray_shards(output_dir) and not overwrite:
         raise ConversionError(f"{output_dir} has .tfrecord files but no manifest; pass --overwrite to replace them")
-    preview_path = os.path.join(output_dir, PREVIEW)
-    for path in records.stray_shards(output_dir) + [manifest_path, state_path, preview_path]:
+    _remove_outputs(output_dir)
+    return None
+
+
+def _remove_outputs(output_dir: str) -> None:
+    """Delete every file a conversion writes: shards (finished or temporary), manifest, state, preview."""
+    names = (records.MANIFEST, PARTIAL_STATE, PREVIEW)
+    for path in records.stray_shards(output_dir) + [os.path.join(output_dir, n) for n in names]:
         if os.path.exists(path):
             os.remove(path)
-    return None
 
 
 def convert_dataset(input_dir: str, output_dir: str, settings: ConvertSettings, name: str | None = None,
@@ -359,11 +364,7 @@ def _finish(output_dir, fingerprint, fmt, name, num_shards, done) -> dict:
     skipped = [s for shard in shards for s in shard["skipped"]]
     num_records = sum(s["num_records"] for s in shards)
     if num_records == 0:
-        for shard in shards:
-            os.remove(os.path.join(output_dir, shard["file"]))
-        if os.path.exists(os.path.join(output_dir, PREVIEW)):
-            os.remove(os.path.join(output_dir, PREVIEW))
-        os.remove(os.path.join(output_dir, PARTIAL_STATE))
+        _remove_outputs(output_dir)
         reasons = "\n  ".join(s["reason"] for s in skipped[:10])
         raise ConversionError(f"nothing converted: all {len(skipped)} samples were skipped, e.g.\n  {reasons}")
     settings = fingerprint["settings"]

@@ -57,17 +57,17 @@ def _field(number: int, payload: bytes) -> bytes:
     return _varint(number << 3 | 2) + _varint(len(payload)) + payload
 
 
-def _feature(kind: int, payload: bytes) -> bytes:
-    """Feature{bytes_list=1 | float_list=2 | int64_list=3}, each list holding its values in field 1."""
-    return _field(kind, payload)
+# A Feature is {bytes_list=1 | float_list=2 | int64_list=3}, each list holding its (packed) values in field 1.
+def _bytes(value: bytes) -> bytes:
+    return _field(1, _field(1, value))
 
 
 def _floats(values) -> bytes:
-    return _feature(2, _field(1, np.asarray(values, "<f4").tobytes()))
+    return _field(2, _field(1, np.asarray(values, "<f4").tobytes()))
 
 
 def _ints(values) -> bytes:
-    return _feature(3, _field(1, b"".join(_varint(int(v)) for v in np.ravel(values))))
+    return _field(3, _field(1, b"".join(_varint(int(v)) for v in np.ravel(values))))
 
 
 def encode_example(record: CropRecord) -> bytes:
@@ -77,8 +77,8 @@ def encode_example(record: CropRecord) -> bytes:
     workers serialise without importing TensorFlow and the writing process only writes bytes.
     """
     features = {
-        "image/encoded": _feature(1, _field(1, record.jpeg)),
-        "image/source_id": _feature(1, _field(1, record.source_id.encode("utf-8"))),
+        "image/encoded": _bytes(record.jpeg),
+        "image/source_id": _bytes(record.source_id.encode("utf-8")),
         "image/source_hw": _ints(record.source_hw),
         "landmarks/points": _floats(np.ravel(record.points_norm)),
         "crop/box_xyxy": _floats(record.box_xyxy),

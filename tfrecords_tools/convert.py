@@ -16,6 +16,7 @@ import time
 from facekit.convert import BOX_SOURCES, ConversionError, ConvertSettings, convert_dataset
 from facekit.datasets import FORMATS, ReaderOptions
 from facekit.datasets.mat3d import LANDMARK_SOURCES
+from facekit.records import MANIFEST
 
 SYNTHETIC_DEFAULT = os.path.join("runs", "synthetic")
 
@@ -68,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
             shard_size=args.shard_size, jpeg_quality=args.jpeg_quality, reduced_decode=not args.full_decode,
             reader=ReaderOptions(landmarks_source=args.landmarks_source, exclude_300w_test=args.exclude_300w_test,
                                  annotations=args.annotations))
-        reusable = not args.overwrite and os.path.exists(os.path.join(args.output, "manifest.json"))
+        reusable = not args.overwrite and os.path.exists(os.path.join(args.output, MANIFEST))
         start = time.perf_counter()
         manifest = convert_dataset(args.input, args.output, settings, name=args.name, workers=args.workers,
                                    split_list=args.split_list, overwrite=args.overwrite,
