@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import scipy.io
 
-from conftest import SHARED_DATA, requires_shared
+from tests.conftest import SHARED_DATA, requires_shared
 from facekit import convert as convert_module
 from facekit.convert import ConversionError, ConvertSettings, convert_dataset, read_image
 from facekit.datasets import ReaderOptions

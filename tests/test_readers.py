@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import scipy.io
 
-from conftest import SHARED_DATA, requires_shared
+from tests.conftest import SHARED_DATA, requires_shared
 from facekit.datasets import ReaderOptions, SampleError, get_format
 from facekit.datasets.mat3d import is_300w_test_image
 from facekit.datasets.pts import read_pts

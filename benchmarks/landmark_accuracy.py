@@ -1,0 +1,95 @@
+"""Reproduce the accuracy table: train on ibug68 HELEN-train + AFW, evaluate on HELEN-test (inter-ocular NME).
+
+    python benchmarks/landmark_accuracy.py [--models senet pfld pfld_025 pipnet] [--minutes 60] [--work runs/accuracy]
+
+Needs ../shared/data/ibug68 (research-only data, not in the repository). 100 HELEN-train faces (seeded choice)
+are held out for validation and best-checkpoint selection; HELEN-test is used for the final numbers only.
+Rerunning resumes unfinished training runs and reuses finished ones.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+IBUG = os.path.join(os.path.dirname(ROOT), "shared", "data", "ibug68")
+BARS = {"senet": 0.075, "pfld": 0.065, "pfld_025": None, "pipnet": 0.065}
+DLIB_NME = 0.0314  # dlib's 68-point predictor (trained on all of 300W) on this set, from the issue
+
+
+def convert(name, source, out, split_list=None):
+    from facekit.convert import ConvertSettings, convert_dataset
+
+    if not os.path.exists(os.path.join(out, "manifest.json")):
+        convert_dataset(source, out, ConvertSettings(format="ibug68", image_size=256), name="ibug68", workers=2,
+                        split_list=split_list, progress=False)
+    return out
+
+
+def prepare_data(work: str, val_count: int = 100) -> dict:
+    data = os.path.join(work, "data")
+    os.makedirs(data, exist_ok=True)
+    names = sorted(f[:-4] for f in os.listdir(os.path.join(IBUG, "helen_train")) if f.endswith(".pts"))
+    random.Random(0).shuffle(names)
+    for split, chosen in (("val", names[:val_count]), ("fit", names[val_count:])):
+        with open(os.path.join(data, f"helen_{split}.txt"), "w") as f:
+            f.write("\n".join(sorted(chosen)) + "\n")
+    return {"fit": [convert("fit", os.path.join(IBUG, "helen_train"), os.path.join(data, "helen_fit"),
+                            os.path.join(data, "helen_fit.txt")),
+                    convert("afw", os.path.join(IBUG, "afw"), os.path.join(data, "afw"))],
+            "val": [convert("val", os.path.join(IBUG, "helen_train"), os.path.join(data, "helen_val"),
+                            os.path.join(data, "helen_val.txt"))],
+            "test": [convert("test", os.path.join(IBUG, "helen_test"), os.path.join(data, "helen_test"))]}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--models", nargs="+", default=["senet", "pfld", "pipnet"])
+    p.add_argument("--minutes", type=float, default=60.0, help="training budget per model (wall clock)")
+    p.add_argument("--work", default=os.path.join("runs", "accuracy"))
+    p.add_argument("--set", nargs="*", default=[], help="extra config overrides for every model")
+    args = p.parse_args(argv)
+    if not os.path.isdir(IBUG):
+        print(f"error: {IBUG} is absent; this benchmark needs the shared ibug68 data", file=sys.stderr)
+        return 2
+    sys.path.insert(0, os.path.join(ROOT, "training"))
+    import evaluate
+    import train
+    from facekit.evaluation import evaluate_run, plot_ced
+
+    splits = prepare_data(args.work)
+    rows, curves = [], {}
+    for model in args.models:
+        run = os.path.join(args.work, "runs", model)
+        if not os.path.exists(os.path.join(run, "metrics.json")):
+            rc = train.main(["--model", model, "--data", *splits["fit"], "--val-data", *splits["val"], "--out", run,
+                             "--set", f"train.max_minutes={args.minutes}", *args.set])
+            if rc:
+                return rc
+        evaluate.main(["--run", run, "--data", *splits["test"], "--json", os.path.join(run, "helen_test.json"),
+                       "--grid", os.path.join(run, "helen_test_worst.jpg"), "--worst"])
+        metrics = json.load(open(os.path.join(run, "metrics.json")))
+        result = evaluate_run(run, splits["test"])
+        curves[model] = result["nme"]
+        rows.append((model, metrics, result["summary"]))
+    plot_ced(curves, os.path.join(args.work, "ced_helen_test.png"))
+
+    print(f"\nHELEN test (330 faces), inter-ocular NME; trained on {sum(1 for _ in splits['fit'])} folders "
+          f"({rows[0][1]['train_records'] if rows else 0} faces), this machine's CPU")
+    print(f"{'model':<10} {'epochs':>6} {'train min':>9} {'NME %':>7} {'FR@.08':>7} {'FR@.10':>7} {'AUC@.08':>8} "
+          f"{'AUC@.10':>8} {'bar %':>6} {'x dlib':>7}")
+    for model, metrics, s in rows:
+        bar = BARS.get(model)
+        verdict = "-" if bar is None else f"{100 * bar:.1f}{' ok' if s['nme'] <= bar else ' MISS'}"
+        print(f"{model:<10} {metrics['epochs_run']:>6} {metrics['train_seconds'] / 60:>9.1f} {100 * s['nme']:>7.2f} "
+              f"{100 * s['fr_0.08']:>7.2f} {100 * s['fr_0.10']:>7.2f} {100 * s['auc_0.08']:>8.2f} "
+              f"{100 * s['auc_0.10']:>8.2f} {verdict:>6} {s['nme'] / DLIB_NME:>7.2f}")
+    print(f"{'dlib (ref)':<10} {'':>6} {'':>9} {100 * DLIB_NME:>7.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""Pixel-in-Pixel (PIPNet) codec: score map + in-cell offsets + offsets of each landmark's mean-shape neighbours.
+
+Frame: a crop-normalised point p in [0, 1] lies at p * G in grid units (G cells a side); its cell is floor(p * G)
+clipped to the grid and its offset is p * G - cell. Landmark k also predicts, from its own cell, where its C
+nearest mean-shape neighbours are. Decoding takes each landmark's best cell and averages its own prediction with
+every prediction that other landmarks make of it, via a fixed (K*C, K) matrix, so it is plain TF ops that TFLite
+converts with builtins only.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def mean_shape_neighbors(mean_shape: np.ndarray, num_neighbors: int) -> np.ndarray:
+    """mean_shape (K, 2) -> (K, C) int indices of each point's C nearest other points, nearest first."""
+    dist = np.linalg.norm(mean_shape[:, None] - mean_shape[None], axis=-1)
+    np.fill_diagonal(dist, np.inf)
+    return np.argsort(dist, axis=1, kind="stable")[:, :num_neighbors].astype(np.int32)
+
+
+class PipnetCodec:
+    kind = "pipnet"
+
+    def __init__(self, grid: int, mean_shape: np.ndarray, neighbors: np.ndarray):
+        self.grid = int(grid)
+        self.mean_shape = np.asarray(mean_shape, np.float32)
+        self.neighbors = np.asarray(neighbors, np.int32)
+        self.num_points, self.num_neighbors = self.neighbors.shape
+        gather = np.zeros((self.num_points * self.num_neighbors, self.num_points), np.float32)
+        gather[np.arange(gather.shape[0]), self.neighbors.reshape(-1)] = 1.0
+        self._vote = gather                                   # (K*C, K): prediction i votes for landmark j
+        self._votes_per_point = 1.0 + gather.sum(axis=0)      # own prediction + neighbours' (K,)
+
+    @classmethod
+    def fit(cls, num_points: int, train_points_norm, grid: int = 8, num_neighbors: int = 10):
+        """Mean shape and neighbours from the training points (N, K, 2)."""
+        if train_points_norm is None:
+            raise ValueError("PIPNet codec needs the training points to compute its mean shape")
+        points = np.asarray(train_points_norm, np.float32)
+        if points.ndim != 3 or points.shape[1:] != (num_points, 2):
+            raise ValueError(f"PIPNet codec: training points of shape {points.shape}, expected (N, {num_points}, 2)")
+        if not 1 <= num_neighbors < num_points:
+            raise ValueError(f"PIPNet codec: num_neighbors={num_neighbors} must be in [1, {num_points - 1}]")
+        mean_shape = points.mean(axis=0)
+        return cls(grid, mean_shape, mean_shape_neighbors(mean_shape, num_neighbors))
+
+    @classmethod
+    def from_dict(cls, values: dict):
+        return cls(values["grid"], np.array(values["mean_shape"]), np.array(values["neighbors"]))
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "num_points": self.num_points, "grid": self.grid,
+                "num_neighbors": self.num_neighbors, "mean_shape": self.mean_shape.round(6).tolist(),
+                "neighbors": self.neighbors.tolist()}
+
+    @property
+    def build_args(self) -> dict:
+        return {"num_neighbors": self.num_neighbors}
+
+    def encode(self, points_norm):
+        """points_norm (K, 2) -> score (G, G, K) one-hot at each landmark's cell, offset (K, 2) in cells,
+        neighbor_offset (K, C, 2): neighbour's position minus this landmark's cell corner, in cells."""
+        import tensorflow as tf
+
+        g = self.grid
+        p = tf.cast(points_norm, tf.float32) * g
+        cell = tf.clip_by_value(tf.floor(p), 0.0, g - 1.0)
+        index = tf.cast(cell[:, 1] * g + cell[:, 0], tf.int32)
+        score = tf.reshape(tf.transpose(tf.one_hot(index, g * g)), [g, g, self.num_points])
+        neighbor_offset = tf.gather(p, self.neighbors) - cell[:, None, :]
+        return {"score": score, "offset": p - cell, "neighbor_offset": neighbor_offset}
+
+    def gather_at(self, maps, mask):
+        """maps (N, G, G, K*m) and mask (N, G*G, K) one-hot cells -> values at each landmark's cell (N, K, m)."""
+        import tensorflow as tf
+
+        k = self.num_points
+        m = maps.shape[-1] // k
+        flat = tf.reshape(maps, [-1, self.grid * self.grid, k, m])
+        return tf.reduce_sum(flat * mask[..., None], axis=1)
+
+    def decode(self, outputs: dict):
+        """Model outputs {score, offset_x, offset_y (N, G, G, K), neighbor_x, neighbor_y (N, G, G, K*C)}
+        -> points_norm (N, K, 2)."""
+        import tensorflow as tf
+
+        g, k, c = self.grid, self.num_points, self.num_neighbors
+        score = tf.reshape(outputs["score"], [-1, g * g, k])
+        index = tf.argmax(score, axis=1, output_type=tf.int32)                      # (N, K)
+        mask = tf.transpose(tf.one_hot(index, g * g), [0, 2, 1])                    # (N, G*G, K)
+        cell = tf.stack([tf.cast(index % g, tf.float32), tf.cast(index // g, tf.float32)], axis=-1)
+        own = cell + tf.concat([self.gather_at(outputs["offset_x"], mask),
+                                self.gather_at(outputs["offset_y"], mask)], axis=-1)  # (N, K, 2)
+        votes = cell[:, :, None, :] + tf.stack([self.gather_at(outputs["neighbor_x"], mask),
+                                                self.gather_at(outputs["neighbor_y"], mask)], axis=-1)
+        votes = tf.reshape(votes, [-1, k * c, 2])                                   # (N, K*C, 2)
+        voted = tf.matmul(tf.transpose(votes, [0, 2, 1]), tf.constant(self._vote))   # (N, 2, K)
+        summed = own + tf.transpose(voted, [0, 2, 1])
+        return summed / tf.constant(self._votes_per_point)[None, :, None] / g

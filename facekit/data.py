@@ -1,0 +1,111 @@
+"""tf.data pipelines from converted record folders to model inputs and codec targets.
+
+read (parallel interleave over shards) -> parse -> resize to the model input -> cache -> shuffle -> repeat ->
+augment with per-element stateless seeds -> encode targets -> batch -> prefetch.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from facekit import records
+from facekit.augment import augment
+from facekit.config import AugmentConfig, DataConfig
+from facekit.landmarks import LandmarkScheme, get_scheme
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+def record_scheme(record_dirs: list[str]) -> LandmarkScheme:
+    """The one landmark scheme of a list of converted folders; ValueError if they disagree."""
+    schemes = {d: records.load_manifest(d)["scheme"] for d in record_dirs}
+    if len(set(schemes.values())) != 1:
+        raise ValueError(f"record folders mix landmark schemes: {schemes}")
+    return get_scheme(next(iter(schemes.values())))
+
+
+def count_records(record_dirs: list[str]) -> int:
+    return sum(records.load_manifest(d)["num_records"] for d in record_dirs)
+
+
+def read_crops(record_dirs: list[str], input_size: int, parallel_reads: int = 4, decode: bool = True):
+    """Dataset of dicts: image (S, S, 3) uint8 resized to input_size (area), points_norm (K, 2), pose_rad (3,),
+    attributes (6,), source_id. Order is deterministic (file order, interleaved in a fixed cycle)."""
+    scheme = record_scheme(record_dirs)
+    files = [f for d in record_dirs for f in records.record_files(d)]
+    ds = tf.data.Dataset.from_tensor_slices(files).interleave(
+        tf.data.TFRecordDataset, cycle_length=min(parallel_reads, len(files)), num_parallel_calls=AUTOTUNE,
+        deterministic=True)
+
+    def parse(serialized):
+        example = records.parse_example(serialized, scheme.num_points, decode_image=decode)
+        if decode:
+            image = example["image"]
+            if image.shape[0] != input_size:
+                image = tf.image.resize(image, [input_size, input_size], method="area")
+            example["image"] = tf.cast(tf.round(tf.clip_by_value(tf.cast(image, tf.float32), 0, 255)), tf.uint8)
+        return example
+
+    return ds.map(parse, num_parallel_calls=AUTOTUNE, deterministic=True)
+
+
+def read_annotations(record_dirs: list[str]) -> dict:
+    """All annotations without decoding images: points_norm (N, K, 2), pose_rad (N, 3), attributes (N, 6)."""
+    rows = list(read_crops(record_dirs, 0, decode=False).as_numpy_iterator())
+    if not rows:
+        raise ValueError(f"no records in {record_dirs}")
+    return {key: np.stack([r[key] for r in rows]) for key in ("points_norm", "pose_rad", "attributes")}
+
+
+def training_dataset(record_dirs: list[str], input_size: int, codec, data: DataConfig, augment_config: AugmentConfig,
+                     seed: int, extra_targets=None):
+    """Infinite batches of (image (B, S, S, 3) float32 in [0, 255], targets dict).
+
+    extra_targets(example, augmented_pose_rad) -> dict adds model-specific targets (PFLD's pose and balance weight).
+    """
+    scheme = record_scheme(record_dirs)
+    permutation = tf.constant(scheme.flip_permutation, tf.int32)
+    ds = read_crops(record_dirs, input_size, data.parallel_reads)
+    if data.cache:
+        ds = ds.cache()
+    ds = ds.shuffle(min(data.shuffle_buffer, count_records(record_dirs)), seed=seed).repeat()
+    ds = tf.data.Dataset.zip(ds, tf.data.Dataset.random(seed=seed).batch(2))
+
+    def prepare(example, element_seed):
+        image, points, pose = augment(tf.cast(example["image"], tf.float32), example["points_norm"],
+                                      example["pose_rad"], element_seed, augment_config, permutation)
+        targets = dict(codec.encode(points))
+        if extra_targets is not None:
+            targets.update(extra_targets(example, pose))
+        return image, targets
+
+    ds = ds.map(prepare, num_parallel_calls=AUTOTUNE, deterministic=True)
+    return ds.batch(data.batch_size, drop_remainder=True).prefetch(AUTOTUNE)
+
+
+def evaluation_arrays(record_dirs: list[str], input_size: int) -> dict:
+    """Every record as numpy: image (N, S, S, 3) uint8 at input_size, points_norm, pose_rad, source_id."""
+    rows = list(read_crops(record_dirs, input_size).as_numpy_iterator())
+    if not rows:
+        raise ValueError(f"no records in {record_dirs}")
+    return {key: np.stack([r[key] for r in rows]) for key in ("image", "points_norm", "pose_rad", "source_id")}
+
+
+def synthetic_default(root: str = os.path.join("runs", "synthetic"), train_count: int = 300,
+                      val_count: int = 100) -> tuple[str, str]:
+    """Generate and convert the built-in synthetic 300W-LP data once; returns (train_dir, val_dir)."""
+    from facekit.convert import ConvertSettings, convert_dataset
+    from facekit.synthetic import write_synthetic_300wlp
+
+    dirs = []
+    for split, count, seed in (("train", train_count, 0), ("val", val_count, 1)):
+        raw, out = os.path.join(root, f"{split}_raw"), os.path.join(root, split)
+        if not os.path.exists(os.path.join(out, records.MANIFEST)):
+            if not os.path.isdir(raw):
+                write_synthetic_300wlp(raw, count, seed=seed)
+            convert_dataset(raw, out, ConvertSettings(format="300wlp", image_size=128), name="synthetic",
+                            workers=1, progress=False)
+        dirs.append(out)
+    return dirs[0], dirs[1]

@@ -1,0 +1,57 @@
+"""PFLD: MobileNetV2 inverted-residual backbone, multi-scale landmark head, and an auxiliary pose subnet.
+
+The pose output ("pose": pitch, yaw, roll in radians) exists for training only; export drops it. The width
+multiplier scales the backbone's channels through `make_divisible` (pfld = 1.0, pfld_025 = 0.25).
+"""
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from facekit.registry import ModelSpec, register
+from models.backbones import batch_norm, conv_bn, inverted_residual, make_divisible, named_model, preprocess
+
+
+def pose_subnet(features):
+    """Auxiliary net on the stride-4 features -> (N, 3) Euler angles."""
+    x = conv_bn(features, 128, 3, 2, name="aux1")
+    x = conv_bn(x, 128, 3, 1, name="aux2")
+    x = conv_bn(x, 32, 3, 2, name="aux3")
+    x = conv_bn(x, 128, 7, 1, name="aux4")
+    x = layers.GlobalMaxPooling2D(name="aux_pool")(x)
+    x = layers.Dense(32, name="aux_fc1")(x)
+    return layers.Dense(3, name="aux_fc2")(x)
+
+
+def build_pfld(num_points: int = 68, input_size: int = 112, width: float = 1.0) -> keras.Model:
+    """(N, S, S, 3) RGB in [0, 255] -> {"landmarks": (N, 2K), "pose": (N, 3)}."""
+    def c(channels):
+        return make_divisible(channels * width)
+
+    inputs = keras.Input((input_size, input_size, 3), name="image")
+    x = conv_bn(preprocess(inputs), c(64), 3, 2, name="conv1")
+    x = layers.DepthwiseConv2D(3, padding="same", use_bias=False, name="conv2_dw")(x)
+    x = layers.ReLU(name="conv2_relu")(batch_norm("conv2_bn")(x))
+    for i in range(5):
+        x = inverted_residual(x, c(64), 2 if i == 0 else 1, 2, name=f"conv3_{i + 1}")
+    aux_features = x
+    x = inverted_residual(x, c(128), 2, 2, name="conv4_1")
+    for i in range(6):
+        x = inverted_residual(x, c(128), 1, 4, name=f"conv5_{i + 1}")
+    s1 = inverted_residual(x, c(16), 1, 2, name="conv6_1")
+    s2 = conv_bn(s1, c(32), 3, 2, name="conv7")
+    s3 = conv_bn(s2, c(128), s2.shape[1], 1, padding="valid", name="conv8")
+    pooled = [layers.GlobalAveragePooling2D(name="pool_s1")(s1), layers.GlobalAveragePooling2D(name="pool_s2")(s2),
+              layers.Flatten(name="flatten_s3")(s3)]
+    landmarks = layers.Dense(2 * num_points, name="fc")(layers.Concatenate(name="multiscale")(pooled))
+    return named_model(inputs, {"landmarks": landmarks, "pose": pose_subnet(aux_features)},
+                       f"pfld_{width:g}".replace(".", ""))
+
+
+def build_pfld_025(num_points: int = 68, input_size: int = 112, width: float = 0.25) -> keras.Model:
+    return build_pfld(num_points, input_size, width)
+
+
+register(ModelSpec("pfld", build_pfld, codec="regression", config="pfld.yaml", training_only_outputs=("pose",)))
+register(ModelSpec("pfld_025", build_pfld_025, codec="regression", config="pfld_025.yaml",
+                   training_only_outputs=("pose",)))

@@ -1,0 +1,26 @@
+"""SE-ResNet landmark regressor (the TensorFlow+SENet recipe): bottleneck blocks with squeeze-and-excitation
+gates, strided down-sampling, global pooling and a dense layer of 2K crop-normalised coordinates."""
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from facekit.registry import ModelSpec, register
+from models.backbones import conv_bn, named_model, preprocess, se_bottleneck
+
+
+def build_senet(num_points: int = 68, input_size: int = 128, widths=(64, 128, 256, 512), blocks=(2, 2, 2, 2),
+                se_ratio: int = 16, dropout: float = 0.0) -> keras.Model:
+    """(N, S, S, 3) RGB in [0, 255] -> {"landmarks": (N, 2K)} crop-normalised x0, y0, x1, y1, ..."""
+    inputs = keras.Input((input_size, input_size, 3), name="image")
+    x = conv_bn(preprocess(inputs), widths[0] // 2, 3, 2, name="stem")
+    for stage, (filters, repeats) in enumerate(zip(widths, blocks)):
+        for block in range(repeats):
+            x = se_bottleneck(x, filters, 2 if block == 0 else 1, se_ratio, name=f"stage{stage + 1}_block{block + 1}")
+    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    if dropout:
+        x = layers.Dropout(dropout, name="dropout")(x)
+    return named_model(inputs, {"landmarks": layers.Dense(2 * num_points, name="fc")(x)}, "senet")
+
+
+register(ModelSpec("senet", build_senet, codec="regression", config="senet.yaml"))

@@ -1,0 +1,82 @@
+"""Contract tests for every registered landmark model, at the input size of its training config."""
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import models  # noqa: F401
+from facekit.codecs import make_codec
+from facekit.config import load_config
+from facekit.registry import REGISTRY, get_spec
+from facekit.training import LandmarkTrainer
+from models.backbones import make_divisible
+
+CONFIGS = os.path.join(os.path.dirname(__file__), "..", "training", "configs")
+PARAMS = {"senet": 1_045_600, "pfld": 1_701_835, "pfld_025": 507_019, "pipnet": 3_205_628}
+EXPECTED_OUTPUTS = {"senet": {"landmarks": (136,)}, "pfld": {"landmarks": (136,), "pose": (3,)},
+                    "pfld_025": {"landmarks": (136,), "pose": (3,)},
+                    "pipnet": {"score": (8, 8, 68), "offset_x": (8, 8, 68), "offset_y": (8, 8, 68),
+                               "neighbor_x": (8, 8, 680), "neighbor_y": (8, 8, 680)}}
+
+
+def build(name):
+    spec = get_spec(name)
+    config = load_config(os.path.join(CONFIGS, spec.config))
+    points = np.random.default_rng(0).uniform(0.1, 0.9, (16, 68, 2)).astype(np.float32)
+    codec = make_codec(spec.codec, 68, points, **config.codec_args)
+    return spec, config, codec, spec.build(68, **codec.build_args, **config.model_args)
+
+
+def test_every_registered_model_is_covered():
+    assert set(REGISTRY) == set(PARAMS)
+
+
+def test_make_divisible():
+    assert [make_divisible(v) for v in (16, 4, 60, 0.25 * 128, 10)] == [16, 8, 64, 32, 16]
+
+
+@pytest.mark.parametrize("name", sorted(PARAMS))
+def test_outputs_and_parameter_count(name):
+    spec, config, _, model = build(name)
+    assert {k: tuple(v.shape[1:]) for k, v in model.output.items()} == EXPECTED_OUTPUTS[name]
+    assert model.count_params() == PARAMS[name]
+    assert set(spec.training_only_outputs) <= set(model.output)
+
+
+@pytest.mark.parametrize("name", sorted(PARAMS))
+def test_save_load_round_trip(name, tmp_path):
+    _, _, _, model = build(name)
+    size = model.input_shape[1]
+    images = np.random.default_rng(1).uniform(0, 255, (2, size, size, 3)).astype(np.float32)
+    before = model.predict_on_batch(images)
+    model.save(tmp_path / "m.keras")
+    after = keras.saving.load_model(tmp_path / "m.keras", compile=False).predict_on_batch(images)
+    for key in before:
+        np.testing.assert_allclose(after[key], before[key], atol=1e-5)
+
+
+@pytest.mark.parametrize("name", sorted(PARAMS))
+def test_one_training_step_reaches_every_weight(name):
+    spec, config, codec, model = build(name)
+    size = model.input_shape[1]
+    rng = np.random.default_rng(2)
+    images = tf.constant(rng.uniform(0, 255, (2, size, size, 3)).astype(np.float32))
+    points = rng.uniform(0.1, 0.9, (2, 68, 2)).astype(np.float32)
+    targets = {k: tf.stack(v) for k, v in zip(codec.encode(points[0]), zip(*[codec.encode(p).values() for p in points]))}
+    targets.update(pose=tf.constant(rng.uniform(-0.5, 0.5, (2, 3)).astype(np.float32)), balance=tf.ones(2))
+    trainer = LandmarkTrainer(model, codec, config.loss)
+    with tf.GradientTape() as tape:
+        loss = trainer.compute_loss(y=targets, y_pred=trainer(images, training=True))
+    grads = tape.gradient(loss, model.trainable_weights)
+    assert np.isfinite(float(loss)) and float(loss) > 0
+    missing = [w.path for w, g in zip(model.trainable_weights, grads) if g is None or not np.any(g.numpy())]
+    assert not missing, f"weights without gradient: {missing[:5]}"
+
+
+def test_pipnet_mobilenetv2_backbone_and_bad_input_size():
+    model = get_spec("pipnet").build(68, num_neighbors=4, input_size=128, backbone="mobilenetv2", width=0.5)
+    assert tuple(model.output["neighbor_x"].shape[1:]) == (4, 4, 272)
+    with pytest.raises(ValueError, match="multiple of the stride"):
+        get_spec("pipnet").build(68, input_size=100)

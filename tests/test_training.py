@@ -1,0 +1,99 @@
+"""Config handling, schedules, and short end-to-end runs of training/train.py and training/evaluate.py."""
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+import yaml
+
+from facekit.config import LossConfig, ScheduleConfig, load_config
+from facekit.training import learning_rate
+from training import evaluate, train
+
+
+def write_yaml(path, values):
+    path.write_text(yaml.safe_dump(values))
+    return str(path)
+
+
+def test_config_overrides_and_unknown_keys(tmp_path):
+    path = write_yaml(tmp_path / "c.yaml", {"model": "senet", "train": {"epochs": 3}})
+    config = load_config(path, ["train.epochs=7", "augment.scale=[0.8, 1.2]", "loss.name=wing"])
+    assert config.train.epochs == 7 and config.augment.scale == (0.8, 1.2) and config.loss == LossConfig(name="wing")
+    with pytest.raises(ValueError, match=r"c.yaml: train: unknown key\(s\) \['epoch'\]"):
+        load_config(path, ["train.epoch=7"])
+    with pytest.raises(ValueError, match="expected key=value"):
+        load_config(path, ["train.epochs"])
+
+
+def test_schedules():
+    exp = learning_rate(ScheduleConfig(name="exponential", lr=1e-3, decay_rate=0.98, decay_steps=1000), 10_000)
+    assert float(exp(999)) == pytest.approx(1e-3) and float(exp(1000)) == pytest.approx(0.98e-3)
+    cos = learning_rate(ScheduleConfig(name="cosine", lr=1e-3, warmup_steps=100), 1100)
+    assert float(cos(50)) == pytest.approx(0.5e-3, rel=1e-3) and float(cos(100)) == pytest.approx(1e-3)
+    assert float(cos(1100)) == pytest.approx(0.0, abs=1e-9)
+    piece = learning_rate(ScheduleConfig(name="piecewise", boundaries=(10,), values=(1e-3, 1e-4)), 100)
+    assert float(piece(5)) == pytest.approx(1e-3) and float(piece(11)) == pytest.approx(1e-4)
+    with pytest.raises(ValueError, match="one more value"):
+        learning_rate(ScheduleConfig(name="piecewise", boundaries=(10,), values=(1e-3,)), 100)
+
+
+# A small SE-ResNet at 64x64 with light augmentation: 40 epochs of 10 steps take about a minute on 2 cores.
+SMALL_SENET = ["model_args.widths=[16, 32, 64, 128]", "model_args.blocks=[1, 1, 1, 1]", "model_args.input_size=64",
+               "loss.scale=64", "data.batch_size=16", "schedule.lr=0.003", "schedule.warmup_steps=30",
+               "augment.rotation_deg=10", "augment.occlusion=0", "augment.color_jitter=false", "augment.blur=0",
+               "augment.grey=0"]
+
+
+@pytest.fixture(scope="module")
+def synthetic_splits(tmp_path_factory):
+    from facekit.data import synthetic_default
+
+    return synthetic_default(str(tmp_path_factory.mktemp("synthetic")), train_count=160, val_count=48)
+
+
+@pytest.fixture(scope="module")
+def trained_run(synthetic_splits, tmp_path_factory):
+    run = str(tmp_path_factory.mktemp("runs") / "senet")
+    train_dir, val_dir = synthetic_splits
+    rc = train.main(["--model", "senet", "--data", train_dir, "--val-data", val_dir, "--out", run, "--epochs", "40",
+                     "--set", *SMALL_SENET])
+    assert rc == 0
+    return run
+
+
+def test_short_run_halves_validation_nme(trained_run):
+    metrics = json.load(open(os.path.join(trained_run, "metrics.json")))
+    nme = metrics["history"]["val_nme"]
+    assert metrics["best_val_nme"] <= 0.5 * nme[0], nme
+    assert metrics["history"]["loss"][-1] < metrics["history"]["loss"][0]
+    for name in ("config.yaml", "codec.json", "best.keras", "log.csv"):
+        assert os.path.exists(os.path.join(trained_run, name)), name
+    saved = yaml.safe_load(open(os.path.join(trained_run, "config.yaml")))
+    assert saved["model_args"]["widths"] == [16, 32, 64, 128] and saved["train"]["epochs"] == 40
+
+
+def test_rerun_with_another_config_is_refused(trained_run, synthetic_splits, capsys):
+    rc = train.main(["--model", "senet", "--data", synthetic_splits[0], "--val-data", synthetic_splits[1],
+                     "--out", trained_run, "--epochs", "41", "--set", *SMALL_SENET])
+    assert rc == 2 and "another config" in capsys.readouterr().err
+
+
+def test_evaluate_writes_json_plot_and_grid(trained_run, synthetic_splits, tmp_path, capsys):
+    out = tmp_path / "m.json"
+    rc = evaluate.main(["--run", trained_run, "--data", synthetic_splits[1], "--json", str(out),
+                        "--plot", str(tmp_path / "ced.png"), "--grid", str(tmp_path / "grid.jpg"), "--worst"])
+    assert rc == 0
+    result = json.load(open(out))
+    best = json.load(open(os.path.join(trained_run, "best.json")))
+    assert result["count"] == 48 and result["nme"] == pytest.approx(best["val_nme"], rel=1e-4)
+    assert 0 <= result["fr_0.10"] <= result["fr_0.08"] <= 1 and 0 <= result["auc_0.08"] <= result["auc_0.10"] <= 1
+    assert sum(v["count"] for v in result["by_yaw"].values() if v) == 48
+    assert (tmp_path / "ced.png").stat().st_size > 1000 and (tmp_path / "grid.jpg").stat().st_size > 1000
+    assert "yaw 0-30" in capsys.readouterr().out
+
+
+def test_unknown_model_is_a_clear_error(capsys):
+    assert train.main(["--model", "resnet999"]) == 2
+    assert "unknown model 'resnet999'" in capsys.readouterr().err
