@@ -59,12 +59,10 @@ def read_annotations(record_dirs: list[str]) -> dict:
     return {key: np.stack([r[key] for r in rows]) for key in ("points_norm", "pose_rad", "attributes")}
 
 
-def training_dataset(record_dirs: list[str], input_size: int, codec, data: DataConfig, augment_config: AugmentConfig,
-                     seed: int, extra_targets=None):
-    """Infinite batches of (image (B, S, S, 3) float32 in [0, 255], targets dict).
-
-    extra_targets(example, augmented_pose_rad) -> dict adds model-specific targets (PFLD's pose and balance weight).
-    """
+def augmented_crops(record_dirs: list[str], input_size: int, data: DataConfig, augment_config: AugmentConfig,
+                    seed: int):
+    """Infinite shuffled, augmented samples: dict image (S, S, 3) float32 in [0, 255], points_norm (K, 2),
+    pose_rad (3,) (moved with the image), attributes (6,), pose_rad_source (3,) (as recorded)."""
     scheme = record_scheme(record_dirs)
     permutation = tf.constant(scheme.flip_permutation, tf.int32)
     ds = read_crops(record_dirs, input_size, data.parallel_reads)
@@ -73,14 +71,29 @@ def training_dataset(record_dirs: list[str], input_size: int, codec, data: DataC
     ds = ds.shuffle(min(data.shuffle_buffer, count_records(record_dirs)), seed=seed).repeat()
     ds = tf.data.Dataset.zip(ds, tf.data.Dataset.random(seed=seed).batch(2))
 
-    def prepare(example, element_seed):
+    def apply(example, element_seed):
         image, points, pose = augment(tf.cast(example["image"], tf.float32), example["points_norm"],
                                       example["pose_rad"], element_seed, augment_config, permutation)
-        targets = dict(codec.encode(points))
-        if extra_targets is not None:
-            targets.update(extra_targets(example, pose))
-        return image, targets
+        return {"image": image, "points_norm": points, "pose_rad": pose, "attributes": example["attributes"],
+                "pose_rad_source": example["pose_rad"]}
 
+    return ds.map(apply, num_parallel_calls=AUTOTUNE, deterministic=True)
+
+
+def training_dataset(record_dirs: list[str], input_size: int, codec, data: DataConfig, augment_config: AugmentConfig,
+                     seed: int, extra_targets=None):
+    """Infinite batches of (image (B, S, S, 3) float32 in [0, 255], targets dict).
+
+    extra_targets(sample) -> dict adds model-specific targets from an augmented_crops sample (PFLD's pose and
+    balance weight).
+    """
+    def prepare(sample):
+        targets = dict(codec.encode(sample["points_norm"]))
+        if extra_targets is not None:
+            targets.update(extra_targets(sample))
+        return sample["image"], targets
+
+    ds = augmented_crops(record_dirs, input_size, data, augment_config, seed)
     ds = ds.map(prepare, num_parallel_calls=AUTOTUNE, deterministic=True)
     return ds.batch(data.batch_size, drop_remainder=True).prefetch(AUTOTUNE)
 

@@ -1,7 +1,7 @@
 """Training engine behind training/train.py: one fit loop for every registered landmark model.
 
 A run directory holds config.yaml (resolved), codec.json, best.keras (+ best.json), metrics.json, log.csv,
-tensorboard/ and backup/ (BackupAndRestore state, so an interrupted run resumes where it stopped).
+augmented_batch.jpg (what the model sees), tensorboard/ and backup/ (BackupAndRestore state, so an interrupted run resumes where it stopped).
 """
 from __future__ import annotations
 
@@ -145,9 +145,22 @@ def pfld_targets(annotations: dict):
     """PFLD's extra targets: the (augmented) pose and the class-balance weight from the training set."""
     table = tf.constant(losses.balance_table(annotations["attributes"], annotations["pose_rad"]))
 
-    def extra(example, pose_rad):
-        return {"pose": pose_rad, "balance": losses.balance_weight(example["attributes"], example["pose_rad"], table)}
+    def extra(sample):
+        return {"pose": sample["pose_rad"],
+                "balance": losses.balance_weight(sample["attributes"], sample["pose_rad_source"], table)}
     return extra
+
+
+def save_augmented_preview(record_dirs, input_size, config: Config, path: str, count: int = 16) -> None:
+    """A picture of the first augmented training samples with their points, to check the pipeline by eye."""
+    import cv2
+
+    from facekit.draw import draw_points, tile
+
+    samples = data.augmented_crops(record_dirs, input_size, config.data, config.augment, config.train.seed)
+    tiles = [draw_points(cv2.cvtColor(np.uint8(s["image"]), cv2.COLOR_RGB2BGR), s["points_norm"] * input_size,
+                         (0, 0, 255)) for s in samples.take(count).as_numpy_iterator()]
+    cv2.imwrite(path, tile(tiles))
 
 
 def train(spec: ModelSpec, config: Config, train_dirs: list[str], val_dirs: list[str], run_dir: str) -> dict:
@@ -172,6 +185,7 @@ def train(spec: ModelSpec, config: Config, train_dirs: list[str], val_dirs: list
     train_ds = data.training_dataset(train_dirs, input_size, codec, config.data, config.augment,
                                      config.train.seed, extra)
     val = data.evaluation_arrays(val_dirs, input_size)
+    save_augmented_preview(train_dirs, input_size, config, os.path.join(run_dir, "augmented_batch.jpg"))
 
     trainer = LandmarkTrainer(network, codec, config.loss)
     trainer(tf.zeros((1, input_size, input_size, 3)))  # BackupAndRestore needs a built model
@@ -190,6 +204,7 @@ def train(spec: ModelSpec, config: Config, train_dirs: list[str], val_dirs: list
     metrics = {"model": spec.name, "best_val_nme": best["val_nme"], "best_epoch": best["epoch"],
                "epochs_run": len(history.history.get("loss", [])), "train_seconds": round(time.monotonic() - start, 1),
                "train_records": data.count_records(train_dirs), "val_records": len(val["image"]),
+               "train_dirs": train_dirs, "val_dirs": val_dirs, "input_size": input_size,
                "normalize": config.train.normalize, "history": {k: [float(v) for v in vs]
                                                                 for k, vs in history.history.items()}}
     with open(os.path.join(run_dir, "metrics.json"), "w") as f:

@@ -9,6 +9,7 @@ import yaml
 
 from facekit.config import LossConfig, ScheduleConfig, load_config
 from facekit.training import learning_rate
+from tests.conftest import SMALL_SENET
 from training import evaluate, train
 
 
@@ -37,30 +38,6 @@ def test_schedules():
     assert float(piece(5)) == pytest.approx(1e-3) and float(piece(11)) == pytest.approx(1e-4)
     with pytest.raises(ValueError, match="one more value"):
         learning_rate(ScheduleConfig(name="piecewise", boundaries=(10,), values=(1e-3,)), 100)
-
-
-# A small SE-ResNet at 64x64 with light augmentation: 40 epochs of 10 steps take about a minute on 2 cores.
-SMALL_SENET = ["model_args.widths=[16, 32, 64, 128]", "model_args.blocks=[1, 1, 1, 1]", "model_args.input_size=64",
-               "loss.scale=64", "data.batch_size=16", "schedule.lr=0.003", "schedule.warmup_steps=30",
-               "augment.rotation_deg=10", "augment.occlusion=0", "augment.color_jitter=false", "augment.blur=0",
-               "augment.grey=0"]
-
-
-@pytest.fixture(scope="module")
-def synthetic_splits(tmp_path_factory):
-    from facekit.data import synthetic_default
-
-    return synthetic_default(str(tmp_path_factory.mktemp("synthetic")), train_count=160, val_count=48)
-
-
-@pytest.fixture(scope="module")
-def trained_run(synthetic_splits, tmp_path_factory):
-    run = str(tmp_path_factory.mktemp("runs") / "senet")
-    train_dir, val_dir = synthetic_splits
-    rc = train.main(["--model", "senet", "--data", train_dir, "--val-data", val_dir, "--out", run, "--epochs", "40",
-                     "--set", *SMALL_SENET])
-    assert rc == 0
-    return run
 
 
 def test_short_run_halves_validation_nme(trained_run):
@@ -97,3 +74,25 @@ def test_evaluate_writes_json_plot_and_grid(trained_run, synthetic_splits, tmp_p
 def test_unknown_model_is_a_clear_error(capsys):
     assert train.main(["--model", "resnet999"]) == 2
     assert "unknown model 'resnet999'" in capsys.readouterr().err
+
+
+def test_interrupted_run_resumes_after_the_last_finished_epoch(synthetic_splits, tmp_path, monkeypatch):
+    run = str(tmp_path / "run")
+    argv = ["--model", "senet", "--data", synthetic_splits[0], "--val-data", synthetic_splits[1], "--out", run,
+            "--epochs", "3", "--set", *SMALL_SENET]
+    original = keras.callbacks.CSVLogger.on_epoch_end
+
+    def crash_in_second_epoch(self, epoch, logs=None):
+        original(self, epoch, logs)
+        if epoch == 1:
+            raise KeyboardInterrupt("simulated interruption")
+
+    monkeypatch.setattr(keras.callbacks.CSVLogger, "on_epoch_end", crash_in_second_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        train.main(argv)
+    assert os.path.isdir(os.path.join(run, "backup"))
+    monkeypatch.setattr(keras.callbacks.CSVLogger, "on_epoch_end", original)
+    assert train.main(argv) == 0
+    metrics = json.load(open(os.path.join(run, "metrics.json")))
+    assert metrics["epochs_run"] == 1                      # only the third epoch ran again
+    assert [line.split(",")[0] for line in open(os.path.join(run, "log.csv")).read().split()[1:]] == ["0", "1", "2"]

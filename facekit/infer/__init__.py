@@ -1,0 +1,1 @@
+"""Inference on LiteRT only: importing this package never imports TensorFlow."""

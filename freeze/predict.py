@@ -1,0 +1,125 @@
+"""Draw landmarks predicted by an exported .tflite model on images (PNG) and videos (MP4). No TensorFlow needed.
+
+    python freeze/predict.py --landmarks runs/senet/export/senet_fp32.tflite photo.jpg clip.mp4 --out drawn/
+    python freeze/predict.py --landmarks M.tflite --boxes boxes.txt photos/*.jpg --out drawn/
+
+Face boxes: from --boxes (lines "IMAGE_NAME x0 y0 x1 y1", several lines per image allowed), else the whole image
+is taken as one face. On video the box of each frame is the previous frame's landmark box, and a One-Euro filter
+(--min-cutoff, --beta) removes jitter. A face detector (--detector mtcnn) arrives with the MTCNN stage.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections import defaultdict
+
+import cv2
+import numpy as np
+
+VIDEO_EXTENSIONS = {".mp4", ".avi", ".mov", ".mkv", ".webm"}
+
+
+def read_boxes(path: str) -> dict:
+    boxes = defaultdict(list)
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            fields = line.split()
+            if not fields or fields[0].startswith("#"):
+                continue
+            try:
+                boxes[os.path.basename(fields[0])].append([float(v) for v in fields[1:5]])
+                assert len(fields) == 5
+            except (ValueError, AssertionError):
+                raise ValueError(f"{path}:{number}: expected 'IMAGE x0 y0 x1 y1', got {line.strip()!r}") from None
+    return boxes
+
+
+def whole_image_box(shape, crop_scale: float) -> np.ndarray:
+    """The face box whose converter-style crop is the whole (square-padded) image."""
+    h, w = shape[:2]
+    half = max(h, w) / crop_scale / 2
+    return np.array([[w / 2 - half, h / 2 - half, w / 2 + half, h / 2 + half]])
+
+
+def draw(image, boxes, points):
+    from facekit.draw import draw_points
+
+    out = image
+    for box, pts in zip(boxes, points):
+        x0, y0, x1, y1 = (int(round(v)) for v in box)
+        cv2.rectangle(out, (x0, y0), (x1, y1), (255, 160, 0), 1, cv2.LINE_AA)
+        out = draw_points(out, pts, (0, 255, 0), radius=max(1, round(image.shape[0] / 300)))
+    return out
+
+
+def predict_image(predictor, path, boxes, out_dir):
+    image = cv2.imread(path, cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError(f"{path}: not a readable image")
+    boxes = np.asarray(boxes, np.float64) if boxes else whole_image_box(image.shape, predictor.crop_scale)
+    points = predictor.predict(image, boxes, color="bgr")
+    out = os.path.join(out_dir, os.path.splitext(os.path.basename(path))[0] + ".png")
+    cv2.imwrite(out, draw(image, boxes, points))
+    return out
+
+
+def predict_video(predictor, path, boxes, out_dir, min_cutoff, beta):
+    from facekit.infer.runtime import OneEuroFilter
+
+    capture = cv2.VideoCapture(path)
+    if not capture.isOpened():
+        raise ValueError(f"{path}: not a readable video")
+    fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
+    out = os.path.join(out_dir, os.path.splitext(os.path.basename(path))[0] + ".mp4")
+    writer, smoother, frame_index, current = None, OneEuroFilter(min_cutoff, beta), 0, None
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        if writer is None:
+            writer = cv2.VideoWriter(out, cv2.VideoWriter_fourcc(*"mp4v"), fps, (frame.shape[1], frame.shape[0]))
+            current = np.asarray(boxes, np.float64) if boxes else whole_image_box(frame.shape, predictor.crop_scale)
+        points = smoother(predictor.predict(frame, current, color="bgr"), frame_index / fps)
+        writer.write(draw(frame, current, points))
+        current = np.stack([predictor.box_from_points(p) for p in points])
+        frame_index += 1
+    capture.release()
+    if writer is None:
+        raise ValueError(f"{path}: the video has no frames")
+    writer.release()
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("inputs", nargs="+", help="images or videos")
+    p.add_argument("--landmarks", required=True, help="exported landmark .tflite (with its .json beside it)")
+    p.add_argument("--detector", choices=["none"], default="none", help="face detector (mtcnn: coming)")
+    p.add_argument("--boxes", help="text file of face boxes: IMAGE x0 y0 x1 y1 per line")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--threads", type=int, default=None, help="LiteRT threads (default: all)")
+    p.add_argument("--min-cutoff", type=float, default=1.0, help="One-Euro filter: smoothing when still (Hz)")
+    p.add_argument("--beta", type=float, default=0.05, help="One-Euro filter: speed coefficient")
+    args = p.parse_args(argv)
+    from facekit.infer.runtime import LandmarkPredictor
+
+    try:
+        predictor = LandmarkPredictor(args.landmarks, args.threads)
+        boxes = read_boxes(args.boxes) if args.boxes else {}
+        os.makedirs(args.out, exist_ok=True)
+        for path in args.inputs:
+            given = boxes.get(os.path.basename(path), [])
+            if os.path.splitext(path)[1].lower() in VIDEO_EXTENSIONS:
+                written = predict_video(predictor, path, given, args.out, args.min_cutoff, args.beta)
+            else:
+                written = predict_image(predictor, path, given, args.out)
+            print(f"{path} -> {written}")
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
