@@ -77,8 +77,8 @@ def main(argv=None) -> int:
         rows.append((model, metrics, result["summary"]))
     plot_ced(curves, os.path.join(args.work, "ced_helen_test.png"))
 
-    print(f"\nHELEN test (330 faces), inter-ocular NME; trained on {sum(1 for _ in splits['fit'])} folders "
-          f"({rows[0][1]['train_records'] if rows else 0} faces), this machine's CPU")
+    print(f"\nHELEN test (330 faces), inter-ocular NME; trained on HELEN train less 100 held out for validation, "
+          f"plus AFW ({rows[0][1]['train_records'] if rows else 0} faces); training time is wall clock on this machine")
     print(f"{'model':<10} {'epochs':>6} {'train min':>9} {'NME %':>7} {'FR@.08':>7} {'FR@.10':>7} {'AUC@.08':>8} "
           f"{'AUC@.10':>8} {'bar %':>6} {'x dlib':>7}")
     for model, metrics, s in rows:

@@ -39,6 +39,23 @@ class DecodeToPixels(keras.layers.Layer):
         return self.codec.decode(outputs) * float(self.size)
 
 
+def rebuild_float32(run_dir: str):
+    """The run's network rebuilt from its config in float32, with the best weights; plus (codec, config, spec)."""
+    from facekit.registry import get_spec
+    from facekit.training import BEST_MODEL, load_run_files
+
+    codec, config = load_run_files(run_dir)
+    spec = get_spec(config["model"])
+    policy = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float32")
+    try:
+        network = spec.build(codec.num_points, **codec.build_args, **config["model_args"])
+    finally:
+        keras.config.set_dtype_policy(policy)
+    network.load_weights(os.path.join(run_dir, BEST_MODEL))
+    return network, codec, config, spec
+
+
 def serving_model(network, codec, training_only_outputs=()) -> keras.Model:
     """uint8 (N, S, S, 3) RGB -> {"landmarks": (N, K, 2) crop pixels}; float32 whatever the training precision."""
     size = network.input_shape[1]
@@ -92,14 +109,11 @@ def export_run(run_dir: str, out_dir: str, formats=FORMATS, val_dirs: list[str] 
     val_dirs/train_dirs default to those recorded in the run (metrics.json). Raises ParityError after writing
     the report when an artifact misses its bar."""
     from facekit.infer.runtime import run_tflite
-    from facekit.registry import get_spec
-    from facekit.training import load_run
 
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown:
         raise ValueError(f"unknown format(s) {unknown}; choose from {list(FORMATS)}")
-    network, codec, config = load_run(run_dir)
-    spec = get_spec(config["model"])
+    network, codec, config, spec = rebuild_float32(run_dir)
     metrics = json.load(open(os.path.join(run_dir, "metrics.json")))
     val_dirs = val_dirs or metrics["val_dirs"]
     train_dirs = train_dirs or metrics["train_dirs"]

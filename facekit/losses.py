@@ -77,13 +77,14 @@ def attribute_classes(attributes, pose_rad):
     return tf.cast(tf.concat([flags, plain], axis=-1), tf.float32)
 
 
-def balance_table(attributes: np.ndarray, pose_rad: np.ndarray) -> np.ndarray:
-    """Per-class weights (7,) from the training set: inverse class frequency N / count, scaled so that the
-    sample weights (sum over a sample's classes) average 1. The public PFLD code gives plain samples 0;
-    here they are a class of their own, so every weight is positive."""
+def balance_table(attributes: np.ndarray, pose_rad: np.ndarray, cap: float = 10.0) -> np.ndarray:
+    """Per-class weights (7,) from the training set: inverse class frequency N / count, capped at `cap`, scaled so
+    that the sample weights (sum over a sample's classes) average 1. The public PFLD code gives plain samples 0;
+    here they are a class of their own, so every weight is positive. The cap matters on small sets: 3 large-yaw
+    faces among 1,107 would weigh 370x a plain face and dominate every batch they are in (PFLD diverged so)."""
     classes = attribute_classes(attributes, np.asarray(pose_rad, np.float32)).numpy()
     counts = classes.sum(axis=0)
-    inverse = np.where(counts > 0, len(classes) / np.maximum(counts, 1.0), 0.0)
+    inverse = np.where(counts > 0, np.minimum(len(classes) / np.maximum(counts, 1.0), cap), 0.0)
     return (inverse / (classes @ inverse).mean()).astype(np.float32)
 
 

@@ -10,13 +10,16 @@ import os
 import sys
 import time
 
+import cv2
 import keras
 import numpy as np
 import tensorflow as tf
+import yaml
 
 from facekit import data, losses
 from facekit.codecs import codec_from_dict, make_codec
 from facekit.config import Config, OptimizerConfig, ScheduleConfig, save_config
+from facekit.draw import draw_points, tile
 from facekit.metrics import nme_per_sample
 from facekit.registry import ModelSpec
 
@@ -131,7 +134,6 @@ def prepare_run(config: Config, run_dir: str):
     config_path, codec_path = os.path.join(run_dir, "config.yaml"), os.path.join(run_dir, "codec.json")
     if os.path.exists(config_path):
         with open(config_path, encoding="utf-8") as f:
-            import yaml
             if yaml.safe_load(f) != config.to_dict():
                 raise ValueError(f"{run_dir} holds a run with another config ({config_path}); use a new --out")
     save_config(config, config_path)
@@ -141,9 +143,9 @@ def prepare_run(config: Config, run_dir: str):
     return None
 
 
-def pfld_targets(annotations: dict):
+def pfld_targets(annotations: dict, cap: float):
     """PFLD's extra targets: the (augmented) pose and the class-balance weight from the training set."""
-    table = tf.constant(losses.balance_table(annotations["attributes"], annotations["pose_rad"]))
+    table = tf.constant(losses.balance_table(annotations["attributes"], annotations["pose_rad"], cap))
 
     def extra(sample):
         return {"pose": sample["pose_rad"],
@@ -153,10 +155,6 @@ def pfld_targets(annotations: dict):
 
 def save_augmented_preview(record_dirs, input_size, config: Config, path: str, count: int = 16) -> None:
     """A picture of the first augmented training samples with their points, to check the pipeline by eye."""
-    import cv2
-
-    from facekit.draw import draw_points, tile
-
     samples = data.augmented_crops(record_dirs, input_size, config.data, config.augment, config.train.seed)
     tiles = [draw_points(cv2.cvtColor(np.uint8(s["image"]), cv2.COLOR_RGB2BGR), s["points_norm"] * input_size,
                          (0, 0, 255)) for s in samples.take(count).as_numpy_iterator()]
@@ -169,6 +167,11 @@ def train(spec: ModelSpec, config: Config, train_dirs: list[str], val_dirs: list
     scheme = data.record_scheme(train_dirs + val_dirs)
     annotations = data.read_annotations(train_dirs)
     codec = prepare_run(config, run_dir)
+    metrics_path = os.path.join(run_dir, "metrics.json")
+    if os.path.exists(metrics_path):
+        print(f"{run_dir} has finished already (metrics.json); use a new --out to train again")
+        with open(metrics_path) as f:
+            return json.load(f)
     if codec is None:
         codec = make_codec(spec.codec, scheme.num_points, annotations["points_norm"], **config.codec_args)
         with open(os.path.join(run_dir, "codec.json"), "w") as f:
@@ -181,7 +184,7 @@ def train(spec: ModelSpec, config: Config, train_dirs: list[str], val_dirs: list
                          f"{network.output['score'].shape[1]} output at input {input_size}; set codec_args.grid")
 
     steps = max(1, data.count_records(train_dirs) // config.data.batch_size)
-    extra = pfld_targets(annotations) if config.loss.name == "pfld" else None
+    extra = pfld_targets(annotations, config.loss.balance_cap) if config.loss.name == "pfld" else None
     train_ds = data.training_dataset(train_dirs, input_size, codec, config.data, config.augment,
                                      config.train.seed, extra)
     val = data.evaluation_arrays(val_dirs, input_size)
@@ -207,20 +210,24 @@ def train(spec: ModelSpec, config: Config, train_dirs: list[str], val_dirs: list
                "train_dirs": train_dirs, "val_dirs": val_dirs, "input_size": input_size,
                "normalize": config.train.normalize, "history": {k: [float(v) for v in vs]
                                                                 for k, vs in history.history.items()}}
-    with open(os.path.join(run_dir, "metrics.json"), "w") as f:
+    with open(metrics_path, "w") as f:
         json.dump(metrics, f, indent=1)
     return metrics
 
 
-def load_run(run_dir: str):
-    """A finished run's (network from best.keras, codec, config dict)."""
-    import yaml
-
-    path = os.path.join(run_dir, BEST_MODEL)
-    if not os.path.exists(path):
-        raise ValueError(f"{run_dir}: no {BEST_MODEL}; has this run finished an epoch?")
+def load_run_files(run_dir: str):
+    """A run's (codec, config dict); ValueError when the run has no best model yet."""
+    for name in (BEST_MODEL, "codec.json", "config.yaml"):
+        if not os.path.exists(os.path.join(run_dir, name)):
+            raise ValueError(f"{run_dir}: no {name}; is this a run folder that has finished an epoch?")
     with open(os.path.join(run_dir, "codec.json")) as f:
         codec = codec_from_dict(json.load(f))
     with open(os.path.join(run_dir, "config.yaml"), encoding="utf-8") as f:
         config = yaml.safe_load(f)
-    return keras.saving.load_model(path, compile=False), codec, config
+    return codec, config
+
+
+def load_run(run_dir: str):
+    """A finished run's (network from best.keras, codec, config dict)."""
+    codec, config = load_run_files(run_dir)
+    return keras.saving.load_model(os.path.join(run_dir, BEST_MODEL), compile=False), codec, config

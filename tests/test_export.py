@@ -18,6 +18,7 @@ from facekit.geometry import crop_norm_to_points, landmark_box_xyxy
 from facekit.infer.runtime import LandmarkPredictor, OneEuroFilter, run_tflite
 from facekit.registry import REGISTRY, get_spec
 from facekit.training import load_run
+from tests.conftest import SHARED_DATA, requires_shared
 
 CONFIGS = os.path.join(os.path.dirname(__file__), "..", "training", "configs")
 
@@ -171,3 +172,34 @@ def test_one_euro_filter_smooths_still_noise_and_follows_steps():
     steps = np.where(t[:, None, None] < 2.0, 0.0, 100.0) * np.ones((120, 68, 2))
     followed = np.stack([f(x, ti) for x, ti in zip(steps, t)])
     assert np.allclose(followed[0], 0.0) and abs(followed[-1].mean() - 100.0) < 1.0
+
+
+@requires_shared
+def test_parity_on_real_face_crops(synthetic_splits, tmp_path):
+    from facekit.convert import ConvertSettings, convert_dataset
+
+    afw = SHARED_DATA / "ibug68" / "afw"
+    names = sorted(p.stem for p in afw.glob("*.pts"))[:12]
+    (tmp_path / "list.txt").write_text("\n".join(names) + "\n")
+    real = str(tmp_path / "afw12")
+    convert_dataset(str(afw), real, ConvertSettings(format="ibug68", image_size=112), workers=1,
+                    split_list=str(tmp_path / "list.txt"), progress=False)
+    run = untrained_run("pfld_025", synthetic_splits, str(tmp_path))
+    report = export_run(run, str(tmp_path / "export"), ["saved_model", "tflite_fp32", "tflite_fp16"],
+                        val_dirs=[real], parity_count=12)
+    assert report["parity_images"] == 12 and report["parity_ok"]
+    assert report["artifacts"]["tflite_fp32"]["max_abs_diff_px"] <= 1e-4 * 112
+
+
+def test_export_rebuilds_the_network_from_config_in_float32(trained_run):
+    import keras
+
+    from facekit.export import rebuild_float32
+
+    rebuilt, _, config, spec = rebuild_float32(trained_run)
+    saved, _, _ = load_run(trained_run)
+    assert spec.name == "senet" and rebuilt.dtype_policy.name == "float32"
+    assert keras.config.dtype_policy().name == "float32"
+    images = np.random.default_rng(3).uniform(0, 255, (2, 64, 64, 3)).astype(np.float32)
+    np.testing.assert_array_equal(rebuilt.predict_on_batch(images)["landmarks"],
+                                  saved.predict_on_batch(images)["landmarks"])

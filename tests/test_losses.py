@@ -53,6 +53,16 @@ def test_balance_weights_by_hand_and_plain_samples_are_positive():
     assert (weights > 0).all() and weights.mean() == pytest.approx(1.0)
 
 
+def test_balance_weights_cap_rare_classes():
+    attributes = np.full((100, 6), -1)
+    pose = np.zeros((100, 3), np.float32)
+    pose[0, 1] = np.radians(50.0)                      # 1 large-yaw face among 100: inverse frequency 100
+    weights = losses.balance_weight(attributes, pose, losses.balance_table(attributes, pose, cap=10.0)).numpy()
+    plain = 100 / 99
+    np.testing.assert_allclose(weights[:2] / weights.mean(), np.array([10.0, plain]) / ((10 + 99 * plain) / 100),
+                               rtol=1e-5)
+
+
 def test_pipnet_loss_is_zero_when_perfect_and_counts_score_errors():
     from tests.test_codecs import perfect_outputs, random_points
 
