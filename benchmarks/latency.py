@@ -61,7 +61,8 @@ def main(argv=None) -> int:
                 med, p90 = timed(lambda: model(image), args.warmup, args.repeats)
                 cells.append(f"{med:.3f} / {p90:.3f}")
             fmt = os.path.splitext(os.path.basename(path))[0].split("_")[-1]
-            print(f"{name:<10} {'tflite ' + fmt:<12} {os.path.getsize(path) / 1024:>9.0f} {cells[0]:>15} {cells[1]:>15}")
+            size_kb = os.path.getsize(path) / 1024
+            print(f"{name:<10} {'tflite ' + fmt:<12} {size_kb:>9.0f} {cells[0]:>15} {cells[1]:>15}")
     return 0
 
 

@@ -19,7 +19,8 @@ def evaluate_run(run_dir: str, record_dirs: list[str], normalize: str = "inter_o
     arrays = data.evaluation_arrays(record_dirs, network.input_shape[1])
     predicted = predict_points(network, codec, arrays["image"])
     nme = nme_per_sample(predicted, arrays["points_norm"], scheme, normalize)
-    return {"summary": {**summarize(nme), "normalize": normalize}, "by_yaw": summarize_by_yaw(nme, arrays["pose_rad"][:, 1]),
+    return {"summary": {**summarize(nme), "normalize": normalize},
+            "by_yaw": summarize_by_yaw(nme, arrays["pose_rad"][:, 1]),
             "nme": nme, "images": arrays["image"], "points_pred": predicted, "points_true": arrays["points_norm"]}
 
 

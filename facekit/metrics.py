@@ -2,7 +2,8 @@
 
 Conventions follow the public evaluation codes (PFLD, PIPNet, HRNet): NME is the mean point-to-point distance
 divided by a normalising distance; failure rate at t is the fraction of samples with NME > t; AUC at t is the
-area under the CED on [0, t] divided by t, the CED sampled every 1e-4 (as PIPNet's code does) and integrated with Simpson's rule.
+area under the CED on [0, t] divided by t, the CED sampled every 1e-4 (as PIPNet's code does) and integrated
+with Simpson's rule.
 All values are fractions, not percent.
 """
 from __future__ import annotations

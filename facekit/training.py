@@ -1,7 +1,8 @@
 """Training engine behind training/train.py: one fit loop for every registered landmark model.
 
 A run directory holds config.yaml (resolved), codec.json, best.keras (+ best.json), metrics.json, log.csv,
-augmented_batch.jpg (what the model sees), tensorboard/ and backup/ (BackupAndRestore state, so an interrupted run resumes where it stopped).
+augmented_batch.jpg (what the model sees), tensorboard/ and backup/ (BackupAndRestore state, so an interrupted
+run resumes where it stopped).
 """
 from __future__ import annotations
 
@@ -200,7 +201,8 @@ def train(spec: ModelSpec, config: Config, train_dirs: list[str], val_dirs: list
                  keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard"), write_graph=False),
                  TimeBudget(config.train.max_minutes)]
     start = time.monotonic()
-    history = trainer.fit(train_ds, epochs=config.train.epochs, steps_per_epoch=steps, callbacks=callbacks, shuffle=False,
+    history = trainer.fit(train_ds, epochs=config.train.epochs, steps_per_epoch=steps, callbacks=callbacks,
+                          shuffle=False,
                           verbose=1 if sys.stdout.isatty() else 2)
     with open(os.path.join(run_dir, "best.json")) as f:
         best = json.load(f)

@@ -49,7 +49,8 @@ def perfect_outputs(codec, points):
     n = len(points)
     tile = lambda v: tf.tile(tf.reshape(v, [n, 1, 1, -1]), [1, g, g, 1])  # noqa: E731
     return {"score": score, "offset_x": tile(off[..., 0]), "offset_y": tile(off[..., 1]),
-            "neighbor_x": tile(tf.reshape(nb[..., 0], [n, k * c])), "neighbor_y": tile(tf.reshape(nb[..., 1], [n, k * c]))}
+            "neighbor_x": tile(tf.reshape(nb[..., 0], [n, k * c])),
+            "neighbor_y": tile(tf.reshape(nb[..., 1], [n, k * c]))}
 
 
 def test_pipnet_round_trip_and_neighbour_averaging():

@@ -64,7 +64,8 @@ def test_one_training_step_reaches_every_weight(name):
     rng = np.random.default_rng(2)
     images = tf.constant(rng.uniform(0, 255, (2, size, size, 3)).astype(np.float32))
     points = rng.uniform(0.1, 0.9, (2, 68, 2)).astype(np.float32)
-    targets = {k: tf.stack(v) for k, v in zip(codec.encode(points[0]), zip(*[codec.encode(p).values() for p in points]))}
+    encoded = [codec.encode(p) for p in points]
+    targets = {key: tf.stack([e[key] for e in encoded]) for key in encoded[0]}
     targets.update(pose=tf.constant(rng.uniform(-0.5, 0.5, (2, 3)).astype(np.float32)), balance=tf.ones(2))
     trainer = LandmarkTrainer(model, codec, config.loss)
     with tf.GradientTape() as tape:

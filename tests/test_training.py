@@ -96,3 +96,13 @@ def test_interrupted_run_resumes_after_the_last_finished_epoch(synthetic_splits,
     metrics = json.load(open(os.path.join(run, "metrics.json")))
     assert metrics["epochs_run"] == 1                      # only the third epoch ran again
     assert [line.split(",")[0] for line in open(os.path.join(run, "log.csv")).read().split()[1:]] == ["0", "1", "2"]
+
+
+def test_same_seed_repeats_the_run(synthetic_splits, tmp_path):
+    logs = []
+    for name in ("a", "b"):
+        run = str(tmp_path / name)
+        assert train.main(["--model", "senet", "--data", synthetic_splits[0], "--val-data", synthetic_splits[1],
+                           "--out", run, "--epochs", "2", "--set", *SMALL_SENET]) == 0
+        logs.append(json.load(open(os.path.join(run, "metrics.json")))["history"])
+    assert logs[0] == logs[1]
