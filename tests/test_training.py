@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from facekit.config import LossConfig, ScheduleConfig, load_config
+from facekit.records import load_manifest
 from facekit.training import learning_rate
 from tests.conftest import SMALL_SENET
 from training import evaluate, train
@@ -48,12 +49,12 @@ def test_short_run_halves_validation_nme(trained_run):
     for name in ("config.yaml", "codec.json", "best.keras", "log.csv"):
         assert os.path.exists(os.path.join(trained_run, name)), name
     saved = yaml.safe_load(open(os.path.join(trained_run, "config.yaml")))
-    assert saved["model_args"]["widths"] == [16, 32, 64, 128] and saved["train"]["epochs"] == 40
+    assert saved["model_args"]["widths"] == [16, 32, 64, 128] and saved["train"]["epochs"] == 60
 
 
 def test_rerun_with_another_config_is_refused(trained_run, synthetic_splits, capsys):
     rc = train.main(["--model", "senet", "--data", synthetic_splits[0], "--val-data", synthetic_splits[1],
-                     "--out", trained_run, "--epochs", "41", "--set", *SMALL_SENET])
+                     "--out", trained_run, "--epochs", "61", "--set", *SMALL_SENET])
     assert rc == 2 and "another config" in capsys.readouterr().err
 
 
@@ -64,9 +65,10 @@ def test_evaluate_writes_json_plot_and_grid(trained_run, synthetic_splits, tmp_p
     assert rc == 0
     result = json.load(open(out))
     best = json.load(open(os.path.join(trained_run, "best.json")))
-    assert result["count"] == 48 and result["nme"] == pytest.approx(best["val_nme"], rel=1e-4)
+    count = load_manifest(synthetic_splits[1])["num_records"]           # 48 faces + 12 mirrored copies
+    assert result["count"] == count == 60 and result["nme"] == pytest.approx(best["val_nme"], rel=1e-4)
     assert 0 <= result["fr_0.10"] <= result["fr_0.08"] <= 1 and 0 <= result["auc_0.08"] <= result["auc_0.10"] <= 1
-    assert sum(v["count"] for v in result["by_yaw"].values() if v) == 48
+    assert sum(v["count"] for v in result["by_yaw"].values() if v) == count
     assert (tmp_path / "ced.png").stat().st_size > 1000 and (tmp_path / "grid.jpg").stat().st_size > 1000
     assert "yaw 0-30" in capsys.readouterr().out
 
