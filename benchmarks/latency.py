@@ -34,6 +34,8 @@ def main(argv=None) -> int:
     p.add_argument("--warmup", type=int, default=30)
     args = p.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+
     from facekit.infer.runtime import TFLiteModel
 
     threads_all = os.cpu_count()
@@ -48,7 +50,6 @@ def main(argv=None) -> int:
             return 2
         size = TFLiteModel(files[0]).input_size
         image = np.random.default_rng(0).integers(0, 256, (1, size, size, 3), dtype=np.uint8)
-        import keras
         network = keras.saving.load_model(os.path.join(run, "best.keras"), compile=False)
         batch = image.astype(np.float32)
         k_med, k_p90 = timed(lambda: network.predict_on_batch(batch), args.warmup, args.repeats)

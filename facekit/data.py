@@ -98,9 +98,11 @@ def training_dataset(record_dirs: list[str], input_size: int, codec, data: DataC
     return ds.batch(data.batch_size, drop_remainder=True).prefetch(AUTOTUNE)
 
 
-def evaluation_arrays(record_dirs: list[str], input_size: int) -> dict:
-    """Every record as numpy: image (N, S, S, 3) uint8 at input_size, points_norm, pose_rad, source_id."""
-    rows = list(read_crops(record_dirs, input_size).as_numpy_iterator())
+def evaluation_arrays(record_dirs: list[str], input_size: int, limit: int | None = None) -> dict:
+    """Every record (or the first `limit`) as numpy: image (N, S, S, 3) uint8 at input_size, points_norm,
+    pose_rad, source_id."""
+    ds = read_crops(record_dirs, input_size)
+    rows = list((ds.take(limit) if limit else ds).as_numpy_iterator())
     if not rows:
         raise ValueError(f"no records in {record_dirs}")
     return {key: np.stack([r[key] for r in rows]) for key in ("image", "points_norm", "pose_rad", "source_id")}

@@ -120,8 +120,8 @@ def export_run(run_dir: str, out_dir: str, formats=FORMATS, val_dirs: list[str] 
     model = serving_model(network, codec, spec.training_only_outputs)
     size = model.input_shape[1]
     scheme = data.record_scheme(val_dirs)
-    val = data.evaluation_arrays(val_dirs, size)
-    images, truth_px = val["image"][:parity_count], val["points_norm"][:parity_count] * size
+    val = data.evaluation_arrays(val_dirs, size, parity_count)
+    images, truth_px = val["image"], val["points_norm"] * size
     reference = model.predict_on_batch(images)["landmarks"]
     os.makedirs(out_dir, exist_ok=True)
 
@@ -141,12 +141,12 @@ def export_run(run_dir: str, out_dir: str, formats=FORMATS, val_dirs: list[str] 
     for fmt in [f for f in formats if f.startswith("tflite")]:
         mode = fmt.split("_")[1]
         if mode == "int8" and representative is None:
-            representative = data.evaluation_arrays(train_dirs, size)["image"][:representative_count]
+            representative = data.evaluation_arrays(train_dirs, size, representative_count)["image"]
         path = os.path.join(out_dir, f"{spec.name}_{mode}.tflite")
         with open(path + ".tmp", "wb") as f:
             f.write(convert_tflite(saved_model_dir, mode, representative))
         os.replace(path + ".tmp", path)
-        write_sidecar(path, spec.name, size, scheme.num_points, config, run_dir)
+        write_sidecar(path, spec.name, size, scheme.num_points, train_dirs[0])
         report["artifacts"][fmt] = entry(path, run_tflite(path, images))
     failures = parity_failures(report)
     report["parity_ok"] = not failures
@@ -176,9 +176,9 @@ def artifact_bytes(path: str) -> int:
     return os.path.getsize(path)
 
 
-def write_sidecar(tflite_path: str, model: str, size: int, num_points: int, config: dict, run_dir: str) -> None:
+def write_sidecar(tflite_path: str, model: str, size: int, num_points: int, train_dir: str) -> None:
     """MODEL.json beside MODEL.tflite: what the runtime needs to crop faces like the converter did."""
-    manifest = records.load_manifest(json.load(open(os.path.join(run_dir, "metrics.json")))["train_dirs"][0])
+    manifest = records.load_manifest(train_dir)
     sidecar = {"model": model, "input_size": size, "num_points": num_points, "scheme": manifest["scheme"],
                "margin": manifest["margin"], "input": "uint8 RGB crop (1 or N, S, S, 3)",
                "output": "landmarks (N, K, 2) in crop pixels"}
