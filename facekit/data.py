@@ -51,12 +51,17 @@ def read_crops(record_dirs: list[str], input_size: int, parallel_reads: int = 4,
     return ds.map(parse, num_parallel_calls=AUTOTUNE, deterministic=True)
 
 
-def read_annotations(record_dirs: list[str]) -> dict:
-    """All annotations without decoding images: points_norm (N, K, 2), pose_rad (N, 3), attributes (N, 6)."""
-    rows = list(read_crops(record_dirs, 0, decode=False).as_numpy_iterator())
+def _stack(ds, record_dirs: list[str], keys: tuple[str, ...]) -> dict:
+    """A finite dataset of dicts -> {key: stacked numpy array}; ValueError naming the folders when empty."""
+    rows = list(ds.as_numpy_iterator())
     if not rows:
         raise ValueError(f"no records in {record_dirs}")
-    return {key: np.stack([r[key] for r in rows]) for key in ("points_norm", "pose_rad", "attributes")}
+    return {key: np.stack([r[key] for r in rows]) for key in keys}
+
+
+def read_annotations(record_dirs: list[str]) -> dict:
+    """All annotations without decoding images: points_norm (N, K, 2), pose_rad (N, 3), attributes (N, 6)."""
+    return _stack(read_crops(record_dirs, 0, decode=False), record_dirs, ("points_norm", "pose_rad", "attributes"))
 
 
 def augmented_crops(record_dirs: list[str], input_size: int, data: DataConfig, augment_config: AugmentConfig,
@@ -102,10 +107,7 @@ def evaluation_arrays(record_dirs: list[str], input_size: int, limit: int | None
     """Every record (or the first `limit`) as numpy: image (N, S, S, 3) uint8 at input_size, points_norm,
     pose_rad, source_id."""
     ds = read_crops(record_dirs, input_size)
-    rows = list((ds.take(limit) if limit else ds).as_numpy_iterator())
-    if not rows:
-        raise ValueError(f"no records in {record_dirs}")
-    return {key: np.stack([r[key] for r in rows]) for key in ("image", "points_norm", "pose_rad", "source_id")}
+    return _stack(ds.take(limit) if limit else ds, record_dirs, ("image", "points_norm", "pose_rad", "source_id"))
 
 
 def synthetic_default(root: str = os.path.join("runs", "synthetic"), train_count: int = 300,
