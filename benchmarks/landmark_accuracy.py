@@ -57,7 +57,7 @@ def main(argv=None) -> int:
         return 2
     sys.path.insert(0, os.path.join(ROOT, "training"))
     import train
-    from facekit.evaluation import draw_predictions, evaluate_run, format_report, plot_ced
+    from facekit.evaluation import draw_predictions, evaluate_run, format_report, plot_ced, write_json
 
     splits = prepare_data(args.work)
     rows, curves = [], {}
@@ -71,9 +71,7 @@ def main(argv=None) -> int:
         metrics = json.load(open(os.path.join(run, "metrics.json")))
         result = evaluate_run(run, splits["test"])
         print(format_report(result))
-        with open(os.path.join(run, "helen_test.json"), "w") as f:
-            json.dump({**result["summary"], "by_yaw": result["by_yaw"], "run": run, "data": splits["test"]}, f,
-                      indent=1)
+        write_json(result, os.path.join(run, "helen_test.json"), run, splits["test"])
         draw_predictions(result, os.path.join(run, "helen_test_worst.jpg"), worst=True)
         curves[model] = result["nme"]
         rows.append((model, metrics, result["summary"]))

@@ -1,6 +1,8 @@
 """Evaluate a trained run on converted records: per-sample NME, summary, yaw table, CED plot, picture grid."""
 from __future__ import annotations
 
+import json
+
 import cv2
 import numpy as np
 
@@ -22,6 +24,12 @@ def evaluate_run(run_dir: str, record_dirs: list[str], normalize: str = "inter_o
     return {"summary": {**summarize(nme), "normalize": normalize},
             "by_yaw": summarize_by_yaw(nme, arrays["pose_rad"][:, 1]),
             "nme": nme, "images": arrays["image"], "points_pred": predicted, "points_true": arrays["points_norm"]}
+
+
+def write_json(result: dict, path: str, run_dir: str, record_dirs: list[str]) -> None:
+    """The summary (fractions) and the yaw table as JSON."""
+    with open(path, "w") as f:
+        json.dump({**result["summary"], "by_yaw": result["by_yaw"], "run": run_dir, "data": record_dirs}, f, indent=1)
 
 
 def format_report(result: dict) -> str:

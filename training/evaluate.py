@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 
@@ -25,15 +24,13 @@ def parse_args(argv):
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from facekit.evaluation import draw_predictions, evaluate_run, format_report, plot_ced
+    from facekit.evaluation import draw_predictions, evaluate_run, format_report, plot_ced, write_json
 
     try:
         result = evaluate_run(args.run, args.data, args.normalize)
         print(format_report(result))
         if args.json:
-            with open(args.json, "w") as f:
-                json.dump({**result["summary"], "by_yaw": result["by_yaw"], "run": args.run, "data": args.data}, f,
-                          indent=1)
+            write_json(result, args.json, args.run, args.data)
         if args.plot:
             plot_ced({os.path.basename(os.path.normpath(args.run)): result["nme"]}, args.plot)
         if args.grid:
