@@ -1,10 +1,13 @@
 """Export a trained landmark run to SavedModel and TFLite (float32, float16, int8) and check parity.
 
     python freeze/export.py --run runs/senet [--formats saved_model,tflite_fp32,tflite_fp16,tflite_int8] [--out DIR]
+    python freeze/export.py --mtcnn package --out runs/mtcnn_export          # the `mtcnn` package's weights
+    python freeze/export.py --mtcnn runs/mtcnn_pnet runs/mtcnn_rnet runs/mtcnn_onet --out DIR   # trained here
 
 Writes DIR (default RUN/export): saved_model/, MODEL_{fp32,fp16,int8}.tflite with MODEL_*.json beside each
 (crop settings for the runtime), and report.json (size, max |diff| from Keras and NME per artifact). Exits 1 when
 an artifact breaks parity (float32 within 1e-4 of the crop side, float16 NME within 0.05 points, int8 within 0.5).
+With --mtcnn it writes DIR/mtcnn_{pnet,rnet,onet}.tflite (P-Net resizable) for facekit.infer.mtcnn.tflite_cascade.
 """
 from __future__ import annotations
 
@@ -15,7 +18,8 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--run", required=True, help="run directory written by training/train.py")
+    p.add_argument("--run", help="run directory written by training/train.py")
+    p.add_argument("--mtcnn", nargs="+", metavar="SOURCE", help="'package' or the three MTCNN stage runs (P, R, O)")
     p.add_argument("--formats", default="saved_model,tflite_fp32,tflite_fp16,tflite_int8")
     p.add_argument("--out", help="output folder (default: RUN/export)")
     p.add_argument("--val-data", nargs="+", help="records for parity and NME (default: the run's validation data)")
@@ -25,6 +29,10 @@ def main(argv: list[str] | None = None) -> int:
     import models  # noqa: F401  (fills the registry)
     from facekit.export import ParityError, export_run
 
+    if args.mtcnn:
+        return export_mtcnn_cli(args.mtcnn, args.out or os.path.join("runs", "mtcnn_export"))
+    if not args.run:
+        p.error("give --run RUN or --mtcnn SOURCE")
     out = args.out or os.path.join(args.run, "export")
     try:
         report = export_run(args.run, out, [f.strip() for f in args.formats.split(",") if f.strip()],
@@ -39,6 +47,25 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'keras':<13} {'':>10} {'':>13} {100 * report['keras']['nme']:>7.3f}")
     for fmt, a in report["artifacts"].items():
         print(f"{fmt:<13} {a['bytes']:>10,} {a['max_abs_diff_px']:>13.2e} {100 * a['nme']:>7.3f}")
+    print(f"parity ok; written to {out}")
+    return 0
+
+
+def export_mtcnn_cli(sources: list[str], out: str) -> int:
+    from facekit.mtcnn import export_mtcnn, load_run_networks
+    from models.mtcnn import imported_networks
+
+    try:
+        report = export_mtcnn(imported_networks() if sources == ["package"] else load_run_networks(sources), out)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    for name, entry in report.items():
+        print(f"{name:<11} {entry['bytes']:>10,} bytes  max|diff| from Keras {entry['max_abs_diff']:.1e}")
+    worst = max(entry["max_abs_diff"] for entry in report.values())
+    if worst > 1e-4:
+        print(f"parity FAILED: max |diff| {worst:.1e} > 1e-4 ({out}/report.json)", file=sys.stderr)
+        return 1
     print(f"parity ok; written to {out}")
     return 0
 
