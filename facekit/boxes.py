@@ -28,13 +28,13 @@ def box_iou(boxes_a: np.ndarray, boxes_b: np.ndarray, mode: str = "union") -> np
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, mode: str = "union", greedy: bool = True,
-        block: int = 1024) -> np.ndarray:
+        max_pairs: int = 1 << 20) -> np.ndarray:
     """Non-maximum suppression: indices (descending score) of the kept boxes (N, 4).
 
     greedy: a box is dropped when it overlaps a *kept* higher-scoring box by more than `threshold` (the usual NMS).
     Not greedy: dropped when it overlaps *any* higher-scoring box, kept or not; this is the `mtcnn` package's rule,
     stricter on chains of overlapping boxes, and the cascade uses it to reproduce that package's detections.
-    Memory stays O(block x N), never an N x N matrix."""
+    Only pairs that overlap along x are compared, at most max_pairs at a time: never an N x N matrix."""
     order = np.argsort(-np.asarray(scores), kind="stable")
     boxes = np.asarray(boxes)[order]
     if greedy:
@@ -45,12 +45,33 @@ def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, mode: str = "un
                 later = index + 1 + np.nonzero(alive[index + 1:])[0]
                 alive[later[box_iou(boxes[index:index + 1], boxes[later], mode)[0] > threshold]] = False
         return order[np.asarray(keep, dtype=np.int64)]
-    suppressed = np.zeros(len(order), bool)
-    for start in range(0, len(order), block):
-        overlap = box_iou(boxes[start:start + block], boxes[start:], mode) > threshold
-        overlap &= np.arange(start, start + len(overlap))[:, None] < np.arange(start, len(order))[None, :]
-        suppressed[start:] |= overlap.any(axis=0)
-    return order[~suppressed]
+    return order[~_suppressed_by_any(boxes, threshold, mode, max_pairs)]
+
+
+def _suppressed_by_any(boxes: np.ndarray, threshold: float, mode: str, max_pairs: int) -> np.ndarray:
+    """boxes (N, 4) in rank order -> (N,) True where some earlier-ranked box overlaps by more than threshold."""
+    count = len(boxes)
+    suppressed = np.zeros(count, bool)
+    by_x = np.argsort(boxes[:, 0], kind="stable")
+    x1 = boxes[by_x, 0]
+    ends = np.searchsorted(x1, boxes[by_x, 2], side="left")  # partners in x order: (i, ends[i])
+    lengths = np.maximum(ends - np.arange(count) - 1, 0)
+    totals = np.cumsum(lengths)
+    start = 0
+    while start < count:
+        stop = max(start + 1, int(np.searchsorted(totals, (totals[start - 1] if start else 0) + max_pairs)))
+        first = np.repeat(np.arange(start, stop), lengths[start:stop])
+        second = first + 1 + (np.arange(len(first)) - np.repeat(np.cumsum(lengths[start:stop]) -
+                                                                  lengths[start:stop], lengths[start:stop]))
+        a, b = by_x[first], by_x[second]  # rank indices
+        top_left = np.maximum(boxes[a, :2], boxes[b, :2])
+        inter = np.prod(np.clip(np.minimum(boxes[a, 2:], boxes[b, 2:]) - top_left, 0, None), axis=1)
+        area_a, area_b = box_area(boxes[a]), box_area(boxes[b])
+        denominator = area_a + area_b - inter if mode == "union" else np.minimum(area_a, area_b)
+        over = inter / np.maximum(denominator, 1e-12) > threshold
+        suppressed[np.maximum(a, b)[over]] = True
+        start = stop
+    return suppressed
 
 
 def box_sides(boxes: np.ndarray, inclusive: bool = False) -> np.ndarray:

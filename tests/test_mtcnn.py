@@ -192,3 +192,51 @@ def test_cascade_agrees_with_the_package_on_all_afw_photos(tmp_path):
 
     export_mtcnn(imported_networks(), str(tmp_path))
     _assert_agrees(AFW_PHOTOS, tflite_cascade(str(tmp_path)))
+
+
+def test_package_rule_nms_equals_the_full_matrix_rule_on_random_boxes():
+    rng = np.random.default_rng(0)
+    for trial in range(100):
+        count = int(rng.integers(0, 60))
+        corner = rng.uniform(0, 50, (count, 2))
+        boxes = np.concatenate([corner, corner + rng.uniform(1, 30, (count, 2))], axis=1)
+        scores = np.round(rng.uniform(size=count), 1)  # ties keep their input order
+        for mode in ("union", "min"):
+            order = np.argsort(-scores, kind="stable")
+            overlap = box_iou(boxes[order], boxes[order], mode) > 0.5
+            expected = order[~np.triu(overlap, k=1).any(axis=0)]
+            assert nms(boxes, scores, 0.5, mode, greedy=False, max_pairs=7).tolist() == expected.tolist()
+
+
+def test_windows_are_labelled_by_iou():
+    from facekit.mtcnn_samples import SampleKind, label_windows
+
+    faces = np.array([[0, 0, 10, 10], [100, 100, 120, 120]], float)
+    windows = np.array([[0, 0, 10, 11],      # IoU 100/110 = 0.91: positive
+                        [0, 0, 10, 20],      # 0.5: part
+                        [0, 0, 10, 30],      # 0.33: ambiguous
+                        [5, 5, 15, 15],      # 25/175 = 0.14: negative
+                        [105, 100, 125, 120], [300, 300, 310, 310]], float)  # 0.6: part; far: negative
+    kinds, targets = label_windows(windows, faces)
+    assert kinds.tolist() == [SampleKind.POSITIVE, SampleKind.PART, -1, SampleKind.NEGATIVE, SampleKind.PART,
+                              SampleKind.NEGATIVE]
+    np.testing.assert_allclose(targets[0], [0, 0, 0, -1 / 11])
+    np.testing.assert_allclose(calibrate(windows[4:5], targets[4:5]), faces[1:])
+    assert not targets[3].any() and label_windows(windows, np.zeros((0, 4)))[0].tolist() == [0] * 6
+
+
+def test_ohem_keeps_exactly_the_hardest_70_percent():
+    from facekit.mtcnn import mtcnn_loss, ohem_face_loss
+
+    # 10 negative/positive samples with losses -log(p) for p = 0.1 .. 1.0, plus part and landmark samples ignored
+    p = np.linspace(0.1, 1.0, 10)
+    kinds = np.array([1] * 10 + [2, 3])
+    face = np.stack([1 - np.r_[p, 0.01, 0.01], np.r_[p, 0.01, 0.01]], axis=1).astype(np.float32)
+    expected = -np.log(p[:7]).mean()  # 7 of 10 valid samples, the hardest (smallest p)
+    assert float(ohem_face_loss(face, kinds)) == pytest.approx(expected, rel=1e-5)
+    assert float(ohem_face_loss(face, kinds, keep=1.0)) == pytest.approx(-np.log(p).mean(), rel=1e-5)
+    box_true = np.zeros((12, 4), np.float32)
+    outputs = {"face": face, "box": np.ones((12, 4), np.float32), "landmarks": np.full((12, 10), 2, np.float32)}
+    total, parts = mtcnn_loss(outputs, kinds, box_true, np.zeros((12, 10), np.float32), weights=(1.0, 0.5, 1.0))
+    assert float(parts["box"]) == pytest.approx(4.0) and float(parts["landmarks"]) == pytest.approx(40.0)
+    assert float(total) == pytest.approx(expected + 2.0 + 40.0, rel=1e-5)

@@ -122,7 +122,8 @@ class MTCNN:
                     out = self.pnet(batch)
                     for k, index in enumerate(chunk):
                         found = pnet_candidates(out["box"][k], out["face"][k], scale, self.thresholds[0])
-                        per_image[index].append(found[nms(found[:, :4], found[:, 4], self.nms_thresholds[0], greedy=False)])
+                        per_image[index].append(found[nms(found[:, :4], found[:, 4], self.nms_thresholds[0],
+                                                             greedy=False)])
         results = []
         for found in per_image:
             found = np.concatenate(found) if found else np.zeros((0, 5))
