@@ -104,7 +104,7 @@ class MTCNN:
     def detect_batch(self, images: list[np.ndarray], *, color: str) -> list[Detections]:
         normalised = [normalize(as_rgb(image, color)) for image in images]
         candidates = self.propose(normalised)
-        candidates = self.refine(normalised, candidates, "rnet", self.thresholds[1])
+        candidates = self.refine(normalised, candidates)
         return self.output(normalised, candidates)
 
     def propose(self, images_norm: list[np.ndarray]) -> list[np.ndarray]:
@@ -113,11 +113,12 @@ class MTCNN:
         groups: dict[tuple, list[int]] = {}
         for index, image in enumerate(images_norm):
             groups.setdefault(image.shape[:2], []).append(index)
+        per_call = max(1, self.chunk // 16)  # whole images per P-Net call
         for (height, width), indices in groups.items():
             for scale in pyramid_scales(height, width, self.min_face, self.factor):
                 size = (int(width * scale), int(height * scale))
-                for start in range(0, len(indices), max(1, self.chunk // 16)):
-                    chunk = indices[start:start + max(1, self.chunk // 16)]
+                for start in range(0, len(indices), per_call):
+                    chunk = indices[start:start + per_call]
                     batch = np.stack([cv2.resize(images_norm[i], size, interpolation=cv2.INTER_AREA) for i in chunk])
                     out = self.pnet(batch)
                     for k, index in enumerate(chunk):
@@ -150,11 +151,11 @@ class MTCNN:
             yield boxes[:, :4], out["face"][start:end, 1], out["box"][start:end], marks
             start = end
 
-    def refine(self, images_norm, candidates, stage: str, threshold: float) -> list[np.ndarray]:
+    def refine(self, images_norm, candidates) -> list[np.ndarray]:
         """R-Net stage: rescore, keep > threshold, calibrate, NMS, square: per image (M', 5)."""
         results = []
-        for boxes, face, offsets, _ in self._stage_outputs(stage, images_norm, candidates):
-            keep = face > threshold
+        for boxes, face, offsets, _ in self._stage_outputs("rnet", images_norm, candidates):
+            keep = face > self.thresholds[1]
             refined, face = calibrate(boxes[keep], offsets[keep], inclusive=True), face[keep]
             kept = nms(refined, face, self.nms_thresholds[2], greedy=False)
             results.append(np.concatenate([to_square(refined[kept]), face[kept, None]], axis=1))
