@@ -17,6 +17,8 @@ class DataConfig:
     shuffle_buffer: int = 4096
     cache: bool = True            # keep decoded, resized crops in memory (small sets)
     parallel_reads: int = 4
+    image_size: int = 256         # detection: side of the square training canvas (a multiple of 32)
+    folder_weights: tuple = ()    # detection: sampling weight per --data folder (default: equal)
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,9 @@ class AugmentConfig:
     grey: float = 0.1             # probability of a greyscale image
     blur: float = 0.1             # probability of a Gaussian blur
     occlusion: float = 0.2        # probability of a random filled rectangle
+    rotation_p: float = 1.0       # probability of a rotation (detection: DBFace's 0.5 with +-45 deg)
+    mosaic: float = 0.0           # detection: probability of a 2x2 mosaic of four images
+    face_size: tuple = (12.0, 256.0)  # detection: log-uniform range of the anchor face's side on the canvas (px)
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,8 @@ class LossConfig:
     score_weight: float = 10.0    # PIPNet: weight of the score-map MSE
     offset_weight: float = 1.0    # PIPNet: weight of the own-offset L1
     neighbor_weight: float = 1.0  # PIPNet: weight of the neighbour-offset L1
+    giou_weight: float = 5.0      # detection: weight of the GIoU box loss
+    landmark_weight: float = 0.1  # detection: weight of the Wing landmark loss
 
 
 @dataclass(frozen=True)
@@ -70,6 +77,9 @@ class TrainConfig:
     seed: int = 0
     max_minutes: float | None = None  # stop after the epoch that passes this wall-clock budget
     normalize: str = "inter_ocular"   # NME normaliser used for validation and best checkpoint
+    steps_per_epoch: int | None = None  # default: training records // batch size
+    val_size: int = 640               # detection: validation photos are letterboxed to this square
+    val_score: float = 0.05           # detection: lowest score kept for validation AP
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,23 @@ class ConvertSettings:
         if self.shard_size < 1:
             raise ValueError(f"shard size must be positive, got {self.shard_size}")
 
+    # The job interface convert_dataset drives (facekit.detection.convert.DetectionSettings has the same).
+    def list_items(self, input_dir: str) -> list:
+        return get_format(self.format).list_items(input_dir, self.reader)
+
+    def prepare(self, input_dir: str, item) -> records.CropRecord:
+        return prepare_record(get_format(self.format), input_dir, item, self)
+
+    encode = staticmethod(records.encode_example)
+
+    def write_preview(self, path: str, converted: list) -> None:
+        write_preview(path, converted)
+
+    def manifest_fields(self, shards: list[dict]) -> dict:
+        fmt = get_format(self.format)
+        return {"task": "landmarks", "format": fmt.name, "scheme": fmt.scheme.name,
+                "num_points": fmt.scheme.num_points, "image_size": self.image_size, "margin": self.margin}
+
 
 class ConversionError(RuntimeError):
     """The conversion produced nothing (every sample skipped) or its output folder is in the way."""
@@ -171,24 +188,26 @@ def prepare_record(fmt: DatasetFormat, input_dir: str, item, settings: ConvertSe
 _WORKER: dict = {}
 
 
-def _init_worker(input_dir: str, settings: ConvertSettings) -> None:
+def _init_worker(input_dir: str, settings) -> None:
     cv2.setNumThreads(1)
-    _WORKER.update(fmt=get_format(settings.format), input_dir=input_dir, settings=settings)
+    _WORKER.update(input_dir=input_dir, settings=settings)
 
 
-def _convert_item(item) -> tuple[records.CropRecord, bytes] | str:
+def _convert_item(item) -> tuple[object, bytes] | str:
     """Worker task: the record and its serialised example, or the reason the sample was skipped."""
+    settings = _WORKER["settings"]
     try:
-        record = prepare_record(_WORKER["fmt"], _WORKER["input_dir"], item, _WORKER["settings"])
+        record = settings.prepare(_WORKER["input_dir"], item)
     except (SampleError, cv2.error) as err:
         return str(err)
-    return record, records.encode_example(record)
+    return record, settings.encode(record)
 
 
 # ---------------------------------------------------------------- the whole dataset (main process)
 
 def item_name(item) -> str:
-    """How an item is named in the manifest: its relative path, or the source id of a line item."""
+    """How an item is named in the manifest: its relative path, or the first field (source id, image path) of a
+    tuple item."""
     return item if isinstance(item, str) else item[0]
 
 
@@ -243,22 +262,23 @@ def _remove_outputs(output_dir: str) -> None:
             os.remove(path)
 
 
-def convert_dataset(input_dir: str, output_dir: str, settings: ConvertSettings, name: str | None = None,
+def convert_dataset(input_dir: str, output_dir: str, settings, name: str | None = None,
                     workers: int = 1, split_list: str | None = None, overwrite: bool = False,
                     progress: bool = True) -> dict:
     """Convert a raw dataset folder into `output_dir`; returns the manifest (also written as manifest.json).
 
-    Raises ValueError for bad arguments or input, ConversionError when no sample could be converted.
+    settings: ConvertSettings (face crops for landmark models) or facekit.detection.convert.DetectionSettings
+    (whole images with face boxes). Raises ValueError for bad arguments or input, ConversionError when no
+    sample could be converted.
     """
     if not os.path.isdir(input_dir):
         raise ValueError(f"{input_dir}: input folder does not exist")
-    fmt = get_format(settings.format)
-    items = fmt.list_items(input_dir, settings.reader)
+    items = settings.list_items(input_dir)
     if split_list:
         items = filter_by_split_list(items, split_list)
     if not items:
-        raise ValueError(f"{input_dir}: no {fmt.name} samples found")
-    name = name or fmt.name
+        raise ValueError(f"{input_dir}: no {settings.format} samples found")
+    name = name or settings.format
     num_shards = math.ceil(len(items) / settings.shard_size)
     fingerprint = {"input": os.path.abspath(input_dir), "name": name, "num_items": len(items),
                    "split_list": split_list, "settings": asdict(settings), "schema_version": records.SCHEMA_VERSION}
@@ -270,13 +290,14 @@ def convert_dataset(input_dir: str, output_dir: str, settings: ConvertSettings, 
     todo_items = [(k, i) for k in todo for i in range(k * settings.shard_size,
                                                       min((k + 1) * settings.shard_size, len(items)))]
     with tqdm(total=len(items), initial=len(items) - len(todo_items), unit="img", disable=not progress,
-              desc=f"convert {fmt.name}") as bar:
+              desc=f"convert {settings.format}") as bar:
         for k, result in _shard_results(todo_items, items, input_dir, settings, workers, bar):
             done[k] = _write_shard(output_dir, records.shard_name(name, k, num_shards), result)
             if k == 0:
-                write_preview(os.path.join(output_dir, PREVIEW), [r for _, r in result])
+                settings.write_preview(os.path.join(output_dir, PREVIEW),
+                                       [r for _, r in result if not isinstance(r, str)])
             _save_json(os.path.join(output_dir, PARTIAL_STATE), {"fingerprint": fingerprint, "done": done})
-    return _finish(output_dir, fingerprint, fmt, name, num_shards, done)
+    return _finish(output_dir, fingerprint, settings, name, num_shards, done)
 
 
 def _convert_block(block: list) -> list:
@@ -332,11 +353,12 @@ def _shard_results(todo_items, items, input_dir, settings, workers, bar):
 
 
 def _write_shard(output_dir: str, file_name: str, results: list) -> dict:
-    """Write one shard atomically; returns its entry {file, num_records, skipped}."""
+    """Write one shard atomically; returns its entry {file, num_records, skipped} (+ num_faces, dropped_faces for
+    detection records, whose faces can be left out one by one)."""
     import tensorflow as tf
 
     path = os.path.join(output_dir, file_name)
-    skipped, count = [], 0
+    skipped, count, faces, dropped = [], 0, 0, []
     with tf.io.TFRecordWriter(path + ".tmp") as writer:
         for source, result in results:
             if isinstance(result, str):
@@ -344,14 +366,18 @@ def _write_shard(output_dir: str, file_name: str, results: list) -> dict:
             else:
                 writer.write(result[1])
                 count += 1
+                if isinstance(result[0], records.DetectionRecord):
+                    faces += len(result[0].boxes_xyxy)
+                    dropped += [{"source": source, "reason": reason} for reason in result[0].dropped]
     os.replace(path + ".tmp", path)
-    return {"file": file_name, "num_records": count, "skipped": skipped}
+    entry = {"file": file_name, "num_records": count, "skipped": skipped}
+    return {**entry, "num_faces": faces, "dropped_faces": dropped} if faces or dropped else entry
 
 
 def write_preview(path: str, results: list, count: int = 32) -> None:
     """A grid of the first converted crops with their landmarks, for a person to check the conversion."""
     crops = []
-    for rec, _ in [r for r in results if not isinstance(r, str)][:count]:
+    for rec, _ in results[:count]:
         crop = cv2.imdecode(np.frombuffer(rec.jpeg, np.uint8), cv2.IMREAD_COLOR)
         size = crop.shape[0]
         crops.append(draw_points(cv2.resize(crop, (2 * size, 2 * size)), rec.points_norm * 2 * size))
@@ -359,7 +385,7 @@ def write_preview(path: str, results: list, count: int = 32) -> None:
         cv2.imwrite(path, tile(crops), [cv2.IMWRITE_JPEG_QUALITY, 90])
 
 
-def _finish(output_dir, fingerprint, fmt, name, num_shards, done) -> dict:
+def _finish(output_dir, fingerprint, settings, name, num_shards, done) -> dict:
     shards = [done[k] for k in range(num_shards)]
     skipped = [s for shard in shards for s in shard["skipped"]]
     num_records = sum(s["num_records"] for s in shards)
@@ -367,18 +393,13 @@ def _finish(output_dir, fingerprint, fmt, name, num_shards, done) -> dict:
         _remove_outputs(output_dir)
         reasons = "\n  ".join(s["reason"] for s in skipped[:10])
         raise ConversionError(f"nothing converted: all {len(skipped)} samples were skipped, e.g.\n  {reasons}")
-    settings = fingerprint["settings"]
     manifest = {
         "schema_version": records.SCHEMA_VERSION,
         "name": name,
-        "format": fmt.name,
-        "scheme": fmt.scheme.name,
-        "num_points": fmt.scheme.num_points,
-        "image_size": settings["image_size"],
-        "margin": settings["margin"],
+        **settings.manifest_fields(shards),
         "num_records": num_records,
         "num_skipped": len(skipped),
-        "skipped_by_reason": _reason_counts(skipped),
+        "skipped_by_reason": reason_counts(skipped),
         "skipped": skipped,
         "shards": [{"file": s["file"], "num_records": s["num_records"]} for s in shards],
         "conventions": {"points": "landmarks/points normalised to crop/box_xyxy; boxes in continuous source "
@@ -391,6 +412,6 @@ def _finish(output_dir, fingerprint, fmt, name, num_shards, done) -> dict:
     return manifest
 
 
-def _reason_counts(skipped: list[dict]) -> dict:
+def reason_counts(skipped: list[dict]) -> dict:
     """Skip reasons grouped by their problem (the text after the file name)."""
     return dict(Counter(s["reason"].split(": ", 1)[-1].split(" (")[0] for s in skipped).most_common())

@@ -27,9 +27,14 @@ def smooth_l1_loss(diff, beta: float = 1.0):
 
 def wing_loss(diff, w: float = 10.0, epsilon: float = 2.0):
     """Wing loss (Feng et al. 2018) on each coordinate: w ln(1 + |x|/eps) below w, |x| - C above."""
+    return tf.reduce_mean(tf.reduce_sum(wing(diff, w, epsilon), axis=[1, 2]))
+
+
+def wing(diff, w: float = 10.0, epsilon: float = 2.0):
+    """Elementwise Wing loss: w ln(1 + |x| / eps) for |x| < w, else |x| - C, C = w - w ln(1 + w / eps)."""
     a = tf.abs(diff)
     c = w - w * math.log(1.0 + w / epsilon)
-    return tf.reduce_mean(tf.reduce_sum(tf.where(a < w, w * tf.math.log1p(a / epsilon), a - c), axis=[1, 2]))
+    return tf.where(a < w, w * tf.math.log1p(a / epsilon), a - c)
 
 
 def pfld_loss(diff, pose_pred, pose_true, balance_weight, angle_weight_offset: float = 1.0):
@@ -111,3 +116,48 @@ def landmark_loss(config, codec, outputs: dict, targets: dict):
     if config.name == "pfld":
         return pfld_loss(diff, outputs["pose"], targets["pose"], targets["balance"], config.angle_weight_offset)
     return regression_loss(config, diff)
+
+
+# ---------------------------------------------------------------- detection (DBFace, facekit.codecs.centernet)
+
+def centernet_focal_loss(heatmap, target, pos_weight, keep, num_faces, alpha: float = 2.0, beta: float = 4.0):
+    """CenterNet focal loss with DBFace's weighted positives; every argument (N, h, w, 1) but num_faces, the
+    number of faces in the batch. Positive term log(p) (1 - p)^alpha x pos_weight (the size-weighted radius-2
+    window), negative term log(1 - p) p^alpha (1 - y)^beta where y < 1; both times keep, summed, divided by
+    max(num_faces, 1); p is clamped to [1e-4, 1 - 1e-4]."""
+    p = tf.clip_by_value(heatmap, 1e-4, 1 - 1e-4)
+    positive = tf.math.log(p) * (1 - p) ** alpha * pos_weight
+    negative = tf.math.log(1 - p) * p ** alpha * (1 - target) ** beta * tf.cast(target < 1, p.dtype)
+    return -tf.reduce_sum((positive + negative) * keep) / tf.maximum(num_faces, 1.0)
+
+
+def giou(boxes_a, boxes_b):
+    """Generalised IoU of xyxy boxes (..., 4) -> (...); no +1 pixel terms (continuous coordinates)."""
+    area_a = (boxes_a[..., 2] - boxes_a[..., 0]) * (boxes_a[..., 3] - boxes_a[..., 1])
+    area_b = (boxes_b[..., 2] - boxes_b[..., 0]) * (boxes_b[..., 3] - boxes_b[..., 1])
+    inter_wh = tf.maximum(tf.minimum(boxes_a[..., 2:], boxes_b[..., 2:]) - tf.maximum(boxes_a[..., :2],
+                                                                                    boxes_b[..., :2]), 0.0)
+    inter = inter_wh[..., 0] * inter_wh[..., 1]
+    union = area_a + area_b - inter
+    hull_wh = tf.maximum(boxes_a[..., 2:], boxes_b[..., 2:]) - tf.minimum(boxes_a[..., :2], boxes_b[..., :2])
+    hull = hull_wh[..., 0] * hull_wh[..., 1]
+    return inter / tf.maximum(union, 1e-9) - (hull - union) / tf.maximum(hull, 1e-9)
+
+
+def giou_loss(boxes_pred, boxes_true, mask):
+    """Mean of 1 - GIoU over the cells where mask (..., 1) is set; boxes (..., 4)."""
+    mask = mask[..., 0]
+    return tf.reduce_sum((1 - giou(boxes_pred, boxes_true)) * mask) / tf.maximum(tf.reduce_sum(mask), 1.0)
+
+
+def detection_loss(config, codec, outputs: dict, targets: dict) -> dict:
+    """DBFace's loss: focal + giou_weight x GIoU (decoded boxes) + landmark_weight x Wing (summed over the ten
+    coordinates, averaged over faces with landmarks). Returns the three parts and their weighted "total"."""
+    focal = centernet_focal_loss(outputs["heatmap"], targets["heatmap"], targets["pos_weight"], targets["keep"],
+                                 tf.reduce_sum(targets["num_faces"]))
+    box = giou_loss(codec.decode_boxes(outputs["box"]), targets["box"], targets["box_mask"])
+    mask = targets["landmark_mask"]
+    marks = tf.reduce_sum(wing(outputs["landmarks"] - targets["landmarks"], config.wing_w, config.wing_epsilon)
+                          * mask) / tf.maximum(tf.reduce_sum(mask), 1.0)
+    total = focal + config.giou_weight * box + config.landmark_weight * marks
+    return {"total": total, "focal": focal, "giou": box, "wing": marks}

@@ -11,6 +11,15 @@ One record = one face crop:
   pose/estimated     int64     1 when the pose was estimated from the landmarks, 0 when annotated
   attributes/flags   int64[6]  WFLW flags (pose, expression, illumination, make-up, occlusion, blur); -1 unknown
 
+Detection records (`--task detection`, one record = one whole image; manifest "task": "detection"):
+  image/encoded      bytes     the source file's bytes (JPEG or PNG) when no resize was needed, else a JPEG
+  image/source_id    bytes     image path relative to the converter's --input
+  image/source_hw    int64[2]  height, width of the stored image
+  faces/box_xyxy     float[4F] face boxes in pixels of the stored image (continuous coordinates)
+  faces/landmarks    float[10F] five points per face (facekit.landmarks.FIVE order) as x0, y0, ..., NaN if absent
+  faces/flags        int64[6F] WIDER FACE flags per face: blur, expression, illumination, invalid, occlusion, pose;
+                               -1 where the format does not say
+
 TensorFlow is imported inside the functions that need it, so conversion workers (which build and serialise
 records) start without it.
 """
@@ -25,6 +34,8 @@ import numpy as np
 
 SCHEMA_VERSION = 1
 NUM_ATTRIBUTES = 6
+NUM_FACE_FLAGS = 6
+FACE_FLAGS = ("blur", "expression", "illumination", "invalid", "occlusion", "pose")
 MANIFEST = "manifest.json"
 
 
@@ -40,6 +51,20 @@ class CropRecord:
     pose_rad: np.ndarray  # (3,)
     pose_estimated: bool
     attributes: tuple[int, ...]  # (6,)
+
+
+@dataclass
+class DetectionRecord:
+    """One image with its faces before serialisation: boxes_xyxy (F, 4), landmarks_px (F, 5, 2) (NaN where
+    absent), flags (F, 6) int (-1 unknown). `dropped` lists faces left out and why (for the manifest)."""
+
+    source_id: str
+    image_bytes: bytes
+    source_hw: tuple[int, int]
+    boxes_xyxy: np.ndarray
+    landmarks_px: np.ndarray
+    flags: np.ndarray
+    dropped: list[str]
 
 
 def _varint(value: int) -> bytes:
@@ -70,13 +95,18 @@ def _ints(values) -> bytes:
     return _field(3, _field(1, b"".join(_varint(int(v)) for v in np.ravel(values))))
 
 
+def _example(features: dict) -> bytes:
+    entries = b"".join(_field(1, _field(1, key.encode()) + _field(2, value)) for key, value in features.items())
+    return _field(1, entries)
+
+
 def encode_example(record: CropRecord) -> bytes:
     """CropRecord -> serialised tf.train.Example, written directly in protobuf wire format.
 
     Equivalent to building tf.train.Example (tests compare the parsed messages); done by hand so that conversion
     workers serialise without importing TensorFlow and the writing process only writes bytes.
     """
-    features = {
+    return _example({
         "image/encoded": _bytes(record.jpeg),
         "image/source_id": _bytes(record.source_id.encode("utf-8")),
         "image/source_hw": _ints(record.source_hw),
@@ -85,9 +115,49 @@ def encode_example(record: CropRecord) -> bytes:
         "pose/euler_rad": _floats(record.pose_rad),
         "pose/estimated": _ints([int(record.pose_estimated)]),
         "attributes/flags": _ints(record.attributes),
+    })
+
+
+def encode_detection_example(record: DetectionRecord) -> bytes:
+    """DetectionRecord -> serialised tf.train.Example (same hand-written wire format as encode_example)."""
+    return _example({
+        "image/encoded": _bytes(record.image_bytes),
+        "image/source_id": _bytes(record.source_id.encode("utf-8")),
+        "image/source_hw": _ints(record.source_hw),
+        "faces/box_xyxy": _floats(np.ravel(record.boxes_xyxy)),
+        "faces/landmarks": _floats(np.ravel(record.landmarks_px)),
+        "faces/flags": _ints(np.ravel(record.flags)),
+    })
+
+
+def parse_detection_example(serialized, decode_image: bool = True) -> dict:
+    """Serialised detection example -> dict: image (H, W, 3) uint8 RGB (or `image/encoded` bytes), boxes_xyxy
+    (F, 4) float32, landmarks_px (F, 5, 2) float32 (NaN where absent), flags (F, 6) int64, source_hw (2,) int64,
+    source_id () string."""
+    import tensorflow as tf
+
+    spec = {
+        "image/encoded": tf.io.FixedLenFeature([], tf.string),
+        "image/source_id": tf.io.FixedLenFeature([], tf.string),
+        "image/source_hw": tf.io.FixedLenFeature([2], tf.int64),
+        "faces/box_xyxy": tf.io.VarLenFeature(tf.float32),
+        "faces/landmarks": tf.io.VarLenFeature(tf.float32),
+        "faces/flags": tf.io.VarLenFeature(tf.int64),
     }
-    entries = b"".join(_field(1, _field(1, key.encode()) + _field(2, value)) for key, value in features.items())
-    return _field(1, entries)
+    f = tf.io.parse_single_example(serialized, spec)
+    out = {
+        "boxes_xyxy": tf.reshape(tf.sparse.to_dense(f["faces/box_xyxy"]), [-1, 4]),
+        "landmarks_px": tf.reshape(tf.sparse.to_dense(f["faces/landmarks"]), [-1, 5, 2]),
+        "flags": tf.reshape(tf.sparse.to_dense(f["faces/flags"]), [-1, NUM_FACE_FLAGS]),
+        "source_hw": f["image/source_hw"],
+        "source_id": f["image/source_id"],
+    }
+    if decode_image:
+        image = tf.io.decode_image(f["image/encoded"], channels=3, expand_animations=False)
+        out["image"] = tf.ensure_shape(image, [None, None, 3])
+    else:
+        out["image/encoded"] = f["image/encoded"]
+    return out
 
 
 def parse_example(serialized, num_points: int, decode_image: bool = True) -> dict:
@@ -130,8 +200,9 @@ def shard_name(name: str, index: int, count: int) -> str:
     return f"{name}-{index:05d}-of-{count:05d}.tfrecord"
 
 
-def load_manifest(record_dir: str) -> dict:
-    """The manifest of a converted folder; ValueError if it is missing or of another schema version."""
+def load_manifest(record_dir: str, task: str | None = None) -> dict:
+    """The manifest of a converted folder; ValueError if it is missing, of another schema version, or (with
+    `task`) holds another kind of record ("landmarks": face crops, "detection": whole images)."""
     path = os.path.join(record_dir, MANIFEST)
     if not os.path.isfile(path):
         raise ValueError(f"{path}: no manifest; is {record_dir} a converted record folder?")
@@ -140,6 +211,10 @@ def load_manifest(record_dir: str) -> dict:
     if manifest.get("schema_version") != SCHEMA_VERSION:
         raise ValueError(f"{path}: schema_version {manifest.get('schema_version')}, this code reads "
                          f"{SCHEMA_VERSION}; convert the data again")
+    found = manifest.get("task", "landmarks")
+    if task is not None and found != task:
+        raise ValueError(f"{record_dir} holds {found} records, but {task} records are needed here "
+                         f"(python -m tfrecords_tools.convert --task {task} ...)")
     return manifest
 
 

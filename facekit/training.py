@@ -117,14 +117,21 @@ class ValidationNME(keras.callbacks.Callback):
 
 
 class TimeBudget(keras.callbacks.Callback):
-    """Stops training after the first epoch that ends past max_minutes."""
+    """Stops training after the first epoch that ends past max_minutes. With a run folder, the minutes of earlier
+    (interrupted) sessions count too: they are kept in RUN/elapsed.json, so a resumed run keeps one budget."""
 
-    def __init__(self, max_minutes: float | None):
+    def __init__(self, max_minutes: float | None, run_dir: str | None = None):
         super().__init__()
         self.max_minutes, self.start = max_minutes, time.monotonic()
+        self.path = os.path.join(run_dir, "elapsed.json") if run_dir else None
+        self.before = json.load(open(self.path))["seconds"] if self.path and os.path.exists(self.path) else 0.0
 
     def on_epoch_end(self, epoch, logs=None):
-        if self.max_minutes is not None and time.monotonic() - self.start > 60 * self.max_minutes:
+        seconds = self.before + time.monotonic() - self.start
+        if self.path:
+            with open(self.path, "w") as f:
+                json.dump({"seconds": round(seconds, 1), "epochs": epoch + 1}, f)
+        if self.max_minutes is not None and seconds > 60 * self.max_minutes:
             print(f"time budget of {self.max_minutes} min reached after epoch {epoch + 1}; stopping")
             self.model.stop_training = True
 
@@ -199,7 +206,7 @@ def train(spec: ModelSpec, config: Config, train_dirs: list[str], val_dirs: list
                  keras.callbacks.BackupAndRestore(os.path.join(run_dir, "backup")),
                  keras.callbacks.CSVLogger(os.path.join(run_dir, "log.csv"), append=True),
                  keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard"), write_graph=False),
-                 TimeBudget(config.train.max_minutes)]
+                 TimeBudget(config.train.max_minutes, run_dir)]
     start = time.monotonic()
     history = trainer.fit(train_ds, epochs=config.train.epochs, steps_per_epoch=steps, callbacks=callbacks,
                           shuffle=False,

@@ -1,2 +1,2 @@
 """Keras landmark and detection architectures. Importing this package registers every model spec."""
-from models import mtcnn, pfld, pipnet, senet  # noqa: F401  (registration side effect)
+from models import dbface, mtcnn, pfld, pipnet, senet  # noqa: F401  (registration side effect)

@@ -1,9 +1,14 @@
-"""Convert a raw landmark dataset into square face crops in sharded TFRecords with a manifest.
+"""Convert a raw dataset into sharded TFRecords with a manifest: square face crops for landmark models, or
+(--task detection) whole images with every face's box and five points for detectors.
 
     python -m tfrecords_tools.convert --format 300wlp --input 300W_LP --output records/300wlp
     python -m tfrecords_tools.convert            # built-in default: synthetic 300W-LP faces, no download
+    python -m tfrecords_tools.convert --task detection --format widerface --input WIDER_train/images \
+        --annotations wider_face_split/wider_face_train_bbx_gt.txt --output records/wider_train [--max-side 1024]
 
-Formats: 300wlp, aflw2000, ibug68 (.pts), wflw (--annotations LIST.txt), mtfl (training.txt).
+Landmark formats: 300wlp, aflw2000, ibug68 (.pts), wflw (--annotations LIST.txt), mtfl (training.txt).
+Detection formats: widerface (bbx_gt.txt), retinaface (label.txt), images (face-free negatives), and every
+landmark format (one face per image, box from the landmarks).
 Bad samples are skipped and listed in OUTPUT/manifest.json; an interrupted run resumes when started again.
 """
 from __future__ import annotations
@@ -15,6 +20,7 @@ import time
 
 from facekit.convert import BOX_SOURCES, ConversionError, ConvertSettings, convert_dataset
 from facekit.datasets import FORMATS, ReaderOptions
+from facekit.detection.convert import DETECTION_FORMATS, DetectionSettings
 from facekit.datasets.mat3d import LANDMARK_SOURCES
 from facekit.records import MANIFEST
 
@@ -23,7 +29,9 @@ SYNTHETIC_DEFAULT = os.path.join("runs", "synthetic")
 
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--format", choices=sorted(FORMATS), default="300wlp")
+    p.add_argument("--task", choices=["landmarks", "detection"], default="landmarks",
+                   help="landmarks: one face crop per record; detection: one whole image with all its faces")
+    p.add_argument("--format", choices=DETECTION_FORMATS, default="300wlp")
     p.add_argument("--input", help="raw dataset folder (default: generate synthetic 300W-LP faces)")
     p.add_argument("--output", help=f"record folder (default with no --input: {SYNTHETIC_DEFAULT}/records)")
     p.add_argument("--image-size", type=int, default=112, help="crop side in pixels (default 112)")
@@ -39,6 +47,7 @@ def parse_args(argv):
     p.add_argument("--exclude-300w-test", action="store_true",
                    help="300W-LP: leave out images derived from 300W test sets (IBUG, LFPW test)")
     p.add_argument("--annotations", help="annotation list for wflw (required) and mtfl (default training.txt)")
+    p.add_argument("--max-side", type=int, default=1024, help="detection: resize longer image sides to this")
     p.add_argument("--jpeg-quality", type=int, default=95)
     p.add_argument("--full-decode", action="store_true",
                    help="always decode JPEGs at full size (default: reduced DCT decoding when the crop shrinks 2x+)")
@@ -50,8 +59,8 @@ def parse_args(argv):
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.input is None:
-        if args.format != "300wlp":
-            print("error: --input is required for formats other than the synthetic 300wlp default", file=sys.stderr)
+        if args.format != "300wlp" or args.task == "detection":
+            print("error: --input is required except for the synthetic 300wlp landmark default", file=sys.stderr)
             return 2
         from facekit.synthetic import write_synthetic_300wlp
 
@@ -63,12 +72,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.output is None:
         print("error: --output is required with --input", file=sys.stderr)
         return 2
+    if args.task == "landmarks" and args.format not in FORMATS:
+        print(f"error: --format {args.format} is a detection format; add --task detection", file=sys.stderr)
+        return 2
     try:
-        settings = ConvertSettings(
-            format=args.format, image_size=args.image_size, margin=args.margin, box_source=args.box_source,
-            shard_size=args.shard_size, jpeg_quality=args.jpeg_quality, reduced_decode=not args.full_decode,
-            reader=ReaderOptions(landmarks_source=args.landmarks_source, exclude_300w_test=args.exclude_300w_test,
-                                 annotations=args.annotations))
+        settings = DetectionSettings(
+            format=args.format, max_side=args.max_side, annotations=args.annotations,
+            shard_size=args.shard_size, jpeg_quality=args.jpeg_quality) if args.task == "detection" else \
+            ConvertSettings(
+                format=args.format, image_size=args.image_size, margin=args.margin, box_source=args.box_source,
+                shard_size=args.shard_size, jpeg_quality=args.jpeg_quality, reduced_decode=not args.full_decode,
+                reader=ReaderOptions(landmarks_source=args.landmarks_source,
+                                     exclude_300w_test=args.exclude_300w_test, annotations=args.annotations))
         reusable = not args.overwrite and os.path.exists(os.path.join(args.output, MANIFEST))
         start = time.perf_counter()
         manifest = convert_dataset(args.input, args.output, settings, name=args.name, workers=args.workers,
@@ -80,10 +95,13 @@ def main(argv: list[str] | None = None) -> int:
     seconds = time.perf_counter() - start
     if reusable:
         print(f"{args.output} already holds this conversion (same input and settings); --overwrite redoes it")
-    print(f"{manifest['num_records']} records in {len(manifest['shards'])} shard(s) -> {args.output} "
+    faces = f", {manifest['num_faces']} faces" if "num_faces" in manifest else ""
+    print(f"{manifest['num_records']} records{faces} in {len(manifest['shards'])} shard(s) -> {args.output} "
           f"({seconds:.1f} s); {manifest['num_skipped']} skipped")
     for reason, count in manifest["skipped_by_reason"].items():
         print(f"  skipped {count}: {reason}")
+    for reason, count in manifest.get("dropped_faces_by_reason", {}).items():
+        print(f"  faces left out {count}: {reason}")
     return 0
 
 

@@ -15,7 +15,8 @@ SYNTHETIC_EPOCHS = 20  # the built-in demo: a few minutes on 2 cores
 
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", required=True, help="registered model: senet, pfld, pfld_025, pipnet")
+    p.add_argument("--model", required=True, help="registered model: senet, pfld, pfld_025, pipnet, dbface, "
+                   "dbface_small")
     p.add_argument("--data", nargs="+", help="converted training record folder(s) (default: synthetic)")
     p.add_argument("--val-data", nargs="+", help="validation record folder(s) (default: synthetic)")
     p.add_argument("--out", help="run directory (default: runs/MODEL); rerunning resumes it")
@@ -49,6 +50,12 @@ def main(argv: list[str] | None = None) -> int:
                 config = load_config(args.config or os.path.join(CONFIG_DIR, spec.config), overrides, spec.name)
                 print(f"no --data: training on the synthetic default ({train_dir}) for {SYNTHETIC_EPOCHS} epochs")
         run_dir = args.out or os.path.join("runs", spec.name)
+        if spec.codec == "centernet":
+            from facekit.detection.training import train_detector
+            metrics = train_detector(spec, config, args.data, args.val_data, run_dir)
+            print(f"best validation AP {metrics['best_val_ap']:.4f} at epoch {metrics['best_epoch']}; "
+                  f"{metrics['train_seconds']:.0f} s; model in {run_dir}/best.keras")
+            return 0
         metrics = train(spec, config, args.data, args.val_data, run_dir)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from facekit.codecs.centernet import CenterNetCodec
 from facekit.codecs.pipnet import PipnetCodec
 from facekit.codecs.regression import RegressionCodec
 
-CODECS = {"regression": RegressionCodec, "pipnet": PipnetCodec}
+CODECS = {"regression": RegressionCodec, "pipnet": PipnetCodec, "centernet": CenterNetCodec}
 
 
 def make_codec(kind: str, num_points: int, train_points_norm: np.ndarray | None = None, **args):

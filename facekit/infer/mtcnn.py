@@ -17,41 +17,18 @@ x1 - 1 + side * fraction. Boxes come out as xyxy image pixels in that convention
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import Callable
 
 import cv2
 import numpy as np
 
 from facekit.boxes import box_sides, calibrate, nms, to_square
+from facekit.infer.detections import Detections, as_rgb
 
 THRESHOLDS = (0.6, 0.7, 0.7)
 NMS_THRESHOLDS = (0.5, 0.7, 0.7, 0.7)  # P-Net per scale, P-Net across scales, R-Net, O-Net (min area)
 PNET_STRIDE, PNET_WINDOW = 2, 12
 CROP_SIZES = {"rnet": 24, "onet": 48}
-
-
-@dataclass
-class Detections:
-    """Faces found in one image: boxes_xyxy (F, 4) and landmarks_px (F, 5, 2) in image pixels, scores (F,).
-    Landmarks follow the five-point scheme: right eye, left eye (subject's), nose tip, mouth corners."""
-
-    boxes_xyxy: np.ndarray
-    scores: np.ndarray
-    landmarks_px: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.scores)
-
-
-def as_rgb(image: np.ndarray, color: str) -> np.ndarray:
-    """Check an (H, W, 3) uint8 image and return it as RGB; `color` says what it is ("rgb" or "bgr")."""
-    if color not in ("rgb", "bgr"):
-        raise ValueError(f"color must be 'rgb' or 'bgr' (the networks were trained on RGB), got {color!r}")
-    image = np.asarray(image)
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ValueError(f"expected an (H, W, 3) uint8 image, got shape {image.shape} and dtype {image.dtype}")
-    return image[..., ::-1] if color == "bgr" else image
 
 
 def normalize(image_rgb: np.ndarray) -> np.ndarray:

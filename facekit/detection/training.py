@@ -1,0 +1,156 @@
+"""Training engine for single-shot detectors (DBFace), behind training/train.py.
+
+Same run folder as landmark runs: config.yaml, codec.json, best.keras (+ best.json, chosen by validation AP),
+metrics.json, log.csv, augmented_batch.jpg, tensorboard/, backup/ (rerunning resumes). Validation letterboxes each
+validation photo to train.val_size, decodes the top peaks, keeps scores >= train.val_score, runs greedy NMS and
+scores AP@0.5 with the WIDER protocol (facekit.detection_eval).
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+import cv2
+import keras
+import numpy as np
+import tensorflow as tf
+
+from facekit import losses
+from facekit.codecs import make_codec
+from facekit.config import Config
+from facekit.detection import data
+from facekit.detection.convert import draw_detections
+from facekit.detection_eval import average_precision
+from facekit.draw import tile
+from facekit.infer.detector import NMS_THRESHOLD, letterbox, postprocess
+from facekit.registry import ModelSpec
+from facekit.training import BEST_MODEL, TimeBudget, learning_rate, make_optimizer, prepare_run
+
+LOSS_PARTS = ("focal", "giou", "wing")
+
+
+class DetectorTrainer(keras.Model):
+    """Wraps a detector so that Keras' fit computes DBFace's loss; logs its parts next to the total."""
+
+    def __init__(self, network, codec, loss_config, **kwargs):
+        super().__init__(**kwargs)
+        self.network, self.codec, self.loss_config = network, codec, loss_config
+        self.part_trackers = {name: keras.metrics.Mean(name=name) for name in LOSS_PARTS}
+
+    def call(self, inputs, training=False):
+        return self.network(inputs, training=training)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        parts = losses.detection_loss(self.loss_config, self.codec, y_pred, y)
+        for name, tracker in self.part_trackers.items():
+            tracker.update_state(parts[name])
+        return parts["total"] + tf.add_n(self.losses) if self.losses else parts["total"]
+
+    @property
+    def metrics(self):
+        return super().metrics + list(self.part_trackers.values())
+
+
+def peaks_function(network, codec, top_k: int | None = None):
+    """A compiled uint8 canvases (N, S, S, 3) -> decoded top-K peaks function (dict of NumPy arrays)."""
+    @tf.function(reduce_retracing=True)
+    def run(batch):
+        return codec.decode(network(tf.cast(batch, tf.float32), training=False), top_k)
+    return lambda batch: {key: value.numpy() for key, value in run(batch).items()}
+
+
+def detect_scenes(peaks, scenes: list[dict], size: int, score_threshold: float,
+                  nms_threshold: float | None = NMS_THRESHOLD, batch_size: int = 4) -> list:
+    """Detections for each scene's image (RGB uint8), letterboxed to size x size."""
+    results = []
+    for start in range(0, len(scenes), batch_size):
+        chunk = scenes[start:start + batch_size]
+        boxed = [letterbox(scene["image"], size) for scene in chunk]
+        out = peaks(np.stack([canvas for canvas, _ in boxed]))
+        for k, (scene, (_, scale)) in enumerate(zip(chunk, boxed)):
+            results.append(postprocess(out["scores"][k], out["boxes_xyxy"][k], out["landmarks_px"][k], scale,
+                                       scene["image"].shape[:2], score_threshold, nms_threshold))
+    return results
+
+
+def scenes_ap(detections: list, scenes: list[dict]) -> float:
+    return average_precision([(d.boxes_xyxy, d.scores) for d in detections], [s["boxes_xyxy"] for s in scenes],
+                             [s["invalid"] for s in scenes])
+
+
+class ValidationAP(keras.callbacks.Callback):
+    """Adds val_ap (AP@0.5 on the validation photos) to the epoch logs; saves run/best.keras when it improves."""
+
+    def __init__(self, network, codec, scenes: list[dict], size: int, score_threshold: float, run_dir: str):
+        super().__init__()
+        self.network, self.scenes, self.size, self.score, self.run_dir = network, scenes, size, score_threshold, run_dir
+        self.peaks = peaks_function(network, codec)
+        best_path = os.path.join(run_dir, "best.json")
+        self.best = json.load(open(best_path))["val_ap"] if os.path.exists(best_path) else -1.0
+
+    def on_epoch_end(self, epoch, logs=None):
+        ap = scenes_ap(detect_scenes(self.peaks, self.scenes, self.size, self.score), self.scenes)
+        logs["val_ap"] = ap
+        if ap > self.best:
+            self.best = ap
+            self.network.save(os.path.join(self.run_dir, BEST_MODEL))
+            with open(os.path.join(self.run_dir, "best.json"), "w") as f:
+                json.dump({"val_ap": ap, "epoch": epoch + 1}, f)
+
+
+def save_augmented_preview(record_dirs, config: Config, path: str, count: int = 16) -> None:
+    """The first augmented training canvases with their boxes and points, to check the pipeline by eye."""
+    scenes = data.augmented_scenes(record_dirs, config.data.image_size, config.data, config.augment, config.train.seed)
+    tiles = []
+    for scene in scenes.take(count).as_numpy_iterator():
+        boxes = scene["boxes_xyxy"]
+        real = boxes[:, 2] > boxes[:, 0]
+        tiles.append(draw_detections(cv2.cvtColor(np.uint8(scene["image"]), cv2.COLOR_RGB2BGR), boxes[real],
+                                     scene["landmarks_px"][real]))
+    cv2.imwrite(path, tile(tiles, columns=4))
+
+
+def train_detector(spec: ModelSpec, config: Config, train_dirs: list[str], val_dirs: list[str], run_dir: str) -> dict:
+    """Fit a detector; returns metrics.json's content (best val AP and epoch, epochs run, seconds)."""
+    keras.utils.set_random_seed(config.train.seed)
+    codec = prepare_run(config, run_dir)
+    metrics_path = os.path.join(run_dir, "metrics.json")
+    if os.path.exists(metrics_path):
+        print(f"{run_dir} has finished already (metrics.json); use a new --out to train again")
+        with open(metrics_path) as f:
+            return json.load(f)
+    if codec is None:
+        codec = make_codec(spec.codec, 5, None, **config.codec_args)
+        with open(os.path.join(run_dir, "codec.json"), "w") as f:
+            json.dump(codec.to_dict(), f)
+    network = spec.build(**config.model_args)
+    size = config.data.image_size
+    steps = config.train.steps_per_epoch or max(1, data.count_images(train_dirs) // config.data.batch_size)
+    train_ds = data.training_dataset(train_dirs, codec, config.data, config.augment, config.train.seed)
+    scenes = data.evaluation_scenes(val_dirs)
+    save_augmented_preview(train_dirs, config, os.path.join(run_dir, "augmented_batch.jpg"))
+
+    trainer = DetectorTrainer(network, codec, config.loss)
+    trainer(tf.zeros((1, size, size, 3)))  # BackupAndRestore needs a built model
+    trainer.compile(optimizer=make_optimizer(config.optimizer,
+                                             learning_rate(config.schedule, steps * config.train.epochs)))
+    callbacks = [ValidationAP(network, codec, scenes, config.train.val_size, config.train.val_score, run_dir),
+                 keras.callbacks.BackupAndRestore(os.path.join(run_dir, "backup")),
+                 keras.callbacks.CSVLogger(os.path.join(run_dir, "log.csv"), append=True),
+                 keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard"), write_graph=False),
+                 TimeBudget(config.train.max_minutes, run_dir)]
+    start = time.monotonic()
+    history = trainer.fit(train_ds, epochs=config.train.epochs, steps_per_epoch=steps, callbacks=callbacks,
+                          verbose=1 if sys.stdout.isatty() else 2)
+    with open(os.path.join(run_dir, "best.json")) as f:
+        best = json.load(f)
+    metrics = {"model": spec.name, "best_val_ap": best["val_ap"], "best_epoch": best["epoch"],
+               "epochs_run": len(history.history.get("loss", [])),
+               "train_seconds": round(time.monotonic() - start, 1), "train_images": data.count_images(train_dirs),
+               "val_images": len(scenes), "train_dirs": train_dirs, "val_dirs": val_dirs, "image_size": size,
+               "history": {k: [float(v) for v in vs] for k, vs in history.history.items()}}
+    with open(metrics_path, "w") as f:
+        json.dump(metrics, f, indent=1)
+    return metrics
