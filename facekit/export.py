@@ -49,7 +49,10 @@ def rebuild_float32(run_dir: str):
     policy = keras.config.dtype_policy()
     keras.config.set_dtype_policy("float32")
     try:
-        network = spec.build(codec.num_points, **codec.build_args, **config["model_args"])
+        if spec.codec == "centernet":
+            network = spec.build(**config["model_args"])
+        else:
+            network = spec.build(codec.num_points, **codec.build_args, **config["model_args"])
     finally:
         keras.config.set_dtype_policy(policy)
     network.load_weights(os.path.join(run_dir, BEST_MODEL))

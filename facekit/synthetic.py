@@ -171,3 +171,49 @@ def write_synthetic_300wlp(root: str, count: int, seed: int = 0, size: int = 450
             _write(root, subset + "_Flip", name, img[:, ::-1], flipped, pose * [1, -1, -1], scale, rng, quality)
             written += 1
     return written
+
+
+def write_synthetic_scenes(root: str, count: int, seed: int = 0, size_hw: tuple[int, int] = (240, 320),
+                           faces: tuple[int, int] = (1, 4), face_sides: tuple[float, float] = (28.0, 110.0)) -> int:
+    """Multi-face scenes for detectors, in RetinaFace's layout: root/images/NAME.jpg and root/label.txt
+    (`# NAME.jpg`, then per face `x y w h` and five `x y 0.0` triples and `1.0`). Each face is a drawn face (as
+    above) pasted at a random size without overlap; its box follows facekit.landmarks.face_box_xyxy and its five
+    points facekit.landmarks.five_from_ibug68. Returns the number of faces."""
+    from facekit.landmarks import face_box_xyxy, five_from_ibug68
+
+    rng = np.random.default_rng(seed)
+    os.makedirs(os.path.join(root, "images"), exist_ok=True)
+    lines, total = [], 0
+    height, width = size_hw
+    for index in range(count):
+        scene = _background(rng, max(size_hw))[:height, :width].copy()
+        name = f"scene_{index:05d}.jpg"
+        lines.append(f"# {name}")
+        placed: list[np.ndarray] = []
+        for _ in range(rng.integers(faces[0], faces[1] + 1)):
+            img, points, _, _ = render_face(rng, 128)
+            box = face_box_xyxy(points, IBUG68)
+            side = rng.uniform(*face_sides)
+            scale = side / max(box[2] - box[0], box[3] - box[1])
+            patch = cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+            ph, pw = patch.shape[:2]
+            if ph >= height or pw >= width:
+                continue
+            x, y = int(rng.integers(0, width - pw)), int(rng.integers(0, height - ph))
+            face = box * scale + [x, y, x, y]
+            if any(_overlap(face, other) for other in placed):
+                continue
+            scene[y:y + ph, x:x + pw] = patch
+            placed.append(face)
+            marks = five_from_ibug68(points * scale + [x, y])
+            lines.append(" ".join(f"{v:.2f}" for v in (*face[:2], *(face[2:] - face[:2]))) + " " +
+                         " ".join(f"{px:.2f} {py:.2f} 0.0" for px, py in marks) + " 1.0")
+        total += len(placed)
+        cv2.imwrite(os.path.join(root, "images", name), scene, [cv2.IMWRITE_JPEG_QUALITY, 92])
+    with open(os.path.join(root, "label.txt"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return total
+
+
+def _overlap(a: np.ndarray, b: np.ndarray, margin: float = 4.0) -> bool:
+    return not (a[2] + margin <= b[0] or b[2] + margin <= a[0] or a[3] + margin <= b[1] or b[3] + margin <= a[1])

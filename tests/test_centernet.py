@@ -69,3 +69,10 @@ def test_round_trip_returns_boxes_and_points():
     expected = np.argsort(boxes[:, 0] + 1000 * boxes[:, 1])
     np.testing.assert_allclose(out["boxes_xyxy"][found][order], boxes[expected], atol=1e-4)
     np.testing.assert_allclose(out["landmarks_px"][found][order], marks[expected], atol=1e-3)
+
+
+def test_an_image_without_faces_is_all_background():
+    t = {k: v.numpy() for k, v in CODEC.encode(np.zeros((0, 4)), np.zeros((0, 5, 2)), 64, 96).items()}
+    assert t["heatmap"].shape == (16, 24, 1) and np.isfinite(t["heatmap"]).all()
+    assert t["heatmap"].max() == 0 and t["pos_weight"].max() == 0 and t["keep"].min() == 1
+    assert t["box_mask"].sum() == 0 and t["landmark_mask"].sum() == 0 and t["num_faces"] == 0

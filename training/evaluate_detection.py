@@ -6,9 +6,15 @@
         runs/mtcnn_onet --backend tflite --gt wider_face_val_bbx_gt.txt --images WIDER_val/images \\
         --difficulty-mats wider_face_split/       # adds easy / medium / hard from wider_{easy,medium,hard}_val.mat
     python training/evaluate_detection.py --detector mtcnn-package ...   # the `mtcnn` 1.0.0 package itself
+    python training/evaluate_detection.py --detector dbface --run runs/dbface_small [--backend tflite] \
+        --gt ../shared/data/afw_detection/label.txt --images ../shared/data/afw_detection/images --grid worst.png
 
---gt takes the official bbx_gt file or RetinaFace's label.txt. Detection uses thresholds 0.6/0.7/0.7 unless
---thresholds says otherwise (the WIDER protocol wants low thresholds for a full curve, e.g. 0.6 0.7 0.1).
+--gt takes the official bbx_gt file or RetinaFace's label.txt. MTCNN uses thresholds 0.6/0.7/0.7 unless
+--thresholds says otherwise (the WIDER protocol wants low thresholds for a full curve, e.g. 0.6 0.7 0.1). DBFace
+letterboxes each photo to --size (640), keeps peaks scoring >= --score (0.05) and runs greedy NMS at --nms (0.4);
+--backend tflite runs RUN/export/MODEL_fp32.tflite (or --tflite FILE) on LiteRT. With five-point ground truth
+(label.txt) the five-point NME (inter-ocular) of the faces matched at IoU >= 0.5 is reported too; --grid draws the
+photos with the most misses and false positives at --grid-score (truth green, detections red).
 """
 from __future__ import annotations
 
@@ -23,7 +29,14 @@ SUBSETS = ("easy", "medium", "hard")
 
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--detector", choices=["mtcnn", "mtcnn-package"], default="mtcnn")
+    p.add_argument("--detector", choices=["mtcnn", "mtcnn-package", "dbface"], default="mtcnn")
+    p.add_argument("--run", help="dbface: the training run folder")
+    p.add_argument("--tflite", help="dbface with --backend tflite: the exported .tflite (default RUN/export/...)")
+    p.add_argument("--size", type=int, default=640, help="dbface: letterbox side")
+    p.add_argument("--score", type=float, default=0.05, help="dbface: lowest score kept")
+    p.add_argument("--nms", type=float, default=0.4, help="dbface: greedy NMS IoU threshold")
+    p.add_argument("--grid", help="write a PNG of the worst photos here")
+    p.add_argument("--grid-score", type=float, default=0.5, help="score threshold of the detections drawn")
     p.add_argument("--weights", nargs="+", default=["package"], help="'package' or the P, R and O training runs")
     p.add_argument("--backend", choices=["keras", "tflite"], default="keras")
     p.add_argument("--gt", required=True, help="wider_face_*_bbx_gt.txt or RetinaFace label.txt")
@@ -37,9 +50,13 @@ def parse_args(argv):
 
 
 def make_detector(args):
-    """-> function (RGB uint8 image) -> (boxes (D, 4) xyxy, scores (D,))."""
+    """-> function (RGB uint8 image) -> Detections."""
     import numpy as np
 
+    from facekit.infer.detections import Detections
+
+    if args.detector == "dbface":
+        return dbface_detector(args)
     options = dict(thresholds=args.thresholds, min_face=args.min_face)
     if args.detector == "mtcnn-package":
         from mtcnn import MTCNN as Package
@@ -51,7 +68,7 @@ def make_detector(args):
         def detect(image):
             rows = np.asarray(package.detect_faces(image.copy(), output_type="numpy", box_format="xyxy",
                                                    **kwargs)).reshape(-1, 16)
-            return rows[:, 1:5], rows[:, 5]
+            return Detections(rows[:, 1:5], rows[:, 5], np.full((len(rows), 5, 2), np.nan))
         return detect
     if args.backend == "tflite":
         import tempfile
@@ -65,10 +82,38 @@ def make_detector(args):
         from facekit.mtcnn import keras_cascade
         cascade = keras_cascade(_networks(args.weights), **options)
 
-    def detect(image):
-        found = cascade.detect(image, color="rgb")
-        return found.boxes_xyxy, found.scores
-    return detect
+    return lambda image: cascade.detect(image, color="rgb")
+
+
+def dbface_detector(args):
+    if not args.run and not args.tflite:
+        raise ValueError("--detector dbface needs --run RUN (or --tflite FILE with --backend tflite)")
+    if args.backend == "tflite":
+        from facekit.infer.detector import FaceDetector
+
+        path = args.tflite or _exported_model(args.run)
+        detector = FaceDetector(path, score_threshold=args.score, nms_threshold=args.nms)
+        if detector.size != args.size:
+            print(f"note: {path} takes {detector.size}x{detector.size}; --size {args.size} is not used")
+        return lambda image: detector.detect(image, color="rgb")
+    import models  # noqa: F401
+    from facekit.detection.training import detect_scenes, peaks_function
+    from facekit.export import rebuild_float32
+
+    network, codec, _, _ = rebuild_float32(args.run)
+    peaks = peaks_function(network, codec)
+    return lambda image: detect_scenes(peaks, [{"image": image}], args.size, args.score, args.nms)[0]
+
+
+def _exported_model(run_dir: str) -> str:
+    import yaml
+
+    with open(os.path.join(run_dir, "config.yaml"), encoding="utf-8") as f:
+        model = yaml.safe_load(f)["model"]
+    path = os.path.join(run_dir, "export", f"{model}_fp32.tflite")
+    if not os.path.isfile(path):
+        raise ValueError(f"{path}: not exported yet; run python freeze/export.py --run {run_dir}")
+    return path
 
 
 def _networks(weights):
@@ -97,19 +142,23 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    detections, start = [], time.perf_counter()
+    found, start = [], time.perf_counter()
     for item in tqdm(images, desc="detecting", unit="image", disable=None):
         path = os.path.join(args.images, item.path)
         image = cv2.imread(path)
         if image is None:
             print(f"error: {path}: missing or not an image", file=sys.stderr)
             return 2
-        detections.append(detect(cv2.cvtColor(image, cv2.COLOR_BGR2RGB)))
+        found.append(detect(cv2.cvtColor(image, cv2.COLOR_BGR2RGB)))
     seconds = time.perf_counter() - start
+    detections = [(d.boxes_xyxy, d.scores) for d in found]
     truths = [item.boxes_xyxy for item in images]
     results = {"images": len(images), "faces": int(sum((~i.invalid).sum() for i in images)),
-               "detections": int(sum(len(s) for _, s in detections)), "seconds_per_image": seconds / len(images),
+               "detections": int(sum(len(d) for d in found)), "seconds_per_image": seconds / len(images),
                "ap": average_precision(detections, truths, [item.invalid for item in images])}
+    nme, matched = matched_five_point_nme(found, images)
+    if matched:
+        results.update(five_point_nme=nme, nme_faces=matched)
     for name, subset in subsets.items():
         ignores = []
         for item in images:
@@ -122,7 +171,61 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         with open(args.json, "w") as f:
             json.dump({**results, "args": vars(args)}, f, indent=1)
+    if args.grid:
+        write_worst_grid(args.grid, found, images, args.images, args.grid_score)
+        print(f"worst photos drawn in {args.grid}")
     return 0
+
+
+def matched_five_point_nme(found: list, images: list) -> tuple[float, int]:
+    """Mean five-point NME (mean point distance / inter-ocular distance of the truth) over the annotated faces
+    with five points that a detection matches at IoU >= 0.5 (the best-overlapping detection), and their count."""
+    import numpy as np
+
+    from facekit.boxes import box_iou
+
+    errors = []
+    for detections, item in zip(found, images):
+        if item.landmarks_px is None or not len(detections):
+            continue
+        overlap = box_iou(item.boxes_xyxy, detections.boxes_xyxy)
+        for face, truth in enumerate(item.landmarks_px):
+            best = int(overlap[face].argmax())
+            predicted = detections.landmarks_px[best]
+            if overlap[face, best] >= 0.5 and np.isfinite(truth).all() and np.isfinite(predicted).all():
+                errors.append(np.linalg.norm(predicted - truth, axis=1).mean() / np.linalg.norm(truth[0] - truth[1]))
+    return (float(np.mean(errors)) if errors else float("nan")), len(errors)
+
+
+def write_worst_grid(path: str, found: list, images: list, folder: str, score: float, count: int = 12) -> None:
+    """The photos with the most misses + false positives at `score`: truth green, detections red with scores."""
+    import cv2
+    import numpy as np
+
+    from facekit.boxes import box_iou
+    from facekit.detection.convert import draw_detections, letterbox_tile
+    from facekit.draw import tile
+
+    def errors(detections, item):
+        keep = detections.scores >= score
+        if not len(item.boxes_xyxy):
+            return int(keep.sum())
+        hit = box_iou(detections.boxes_xyxy[keep], item.boxes_xyxy) >= 0.5 if keep.any() else np.zeros((0, 1), bool)
+        return int((~hit.any(axis=0)).sum() + (~hit.any(axis=1)).sum())
+
+    ranked = sorted(range(len(images)), key=lambda i: -errors(found[i], images[i]))[:count]
+    tiles = []
+    for i in ranked:
+        image = cv2.imread(os.path.join(folder, images[i].path))
+        thickness = max(1, round(max(image.shape[:2]) / 400))
+        image = draw_detections(image, images[i].boxes_xyxy, None, (0, 255, 0), thickness)
+        keep = found[i].scores >= score
+        image = draw_detections(image, found[i].boxes_xyxy[keep], found[i].landmarks_px[keep], (0, 0, 255), thickness)
+        for box, value in zip(found[i].boxes_xyxy[keep], found[i].scores[keep]):
+            cv2.putText(image, f"{value:.2f}", (int(box[0]), max(10, int(box[1]) - 3)), cv2.FONT_HERSHEY_SIMPLEX,
+                        0.4 * thickness, (0, 0, 255), thickness)
+        tiles.append(letterbox_tile(image, 320))
+    cv2.imwrite(path, tile(tiles, columns=4))
 
 
 if __name__ == "__main__":

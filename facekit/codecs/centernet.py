@@ -35,7 +35,7 @@ def exp_code(v):
 
 def _max_over_faces(maps):
     """(M, h, w) -> (h, w) maximum, 0 when M is 0."""
-    return tf.reduce_max(tf.concat([tf.zeros_like(maps[:1]), maps], axis=0), axis=0)
+    return tf.reduce_max(tf.concat([tf.zeros([1, tf.shape(maps)[1], tf.shape(maps)[2]]), maps], axis=0), axis=0)
 
 
 @dataclass(frozen=True)

@@ -140,7 +140,7 @@ def train_detector(spec: ModelSpec, config: Config, train_dirs: list[str], val_d
                  keras.callbacks.BackupAndRestore(os.path.join(run_dir, "backup")),
                  keras.callbacks.CSVLogger(os.path.join(run_dir, "log.csv"), append=True),
                  keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard"), write_graph=False),
-                 TimeBudget(config.train.max_minutes, run_dir)]
+                 TimeBudget(config.train.max_minutes, run_dir), keras.callbacks.TerminateOnNaN()]
     start = time.monotonic()
     history = trainer.fit(train_ds, epochs=config.train.epochs, steps_per_epoch=steps, callbacks=callbacks,
                           verbose=1 if sys.stdout.isatty() else 2)

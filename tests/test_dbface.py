@@ -1,0 +1,281 @@
+"""DBFace and the detection half: records, conversion, scene pipeline, losses, models, training, export, runtime."""
+import json
+import math
+import os
+
+import cv2
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import models  # noqa: F401
+from facekit import losses, records
+from facekit.codecs.centernet import CenterNetCodec
+from facekit.config import AugmentConfig
+from facekit.convert import convert_dataset
+from facekit.detection.convert import DetectionSettings
+from facekit.detection.data import compose_canvas, evaluation_scenes
+from facekit.infer.detections import Detections
+from facekit.landmarks import FIVE, IBUG68, face_box_xyxy, five_from_ibug68
+from facekit.registry import names_for_task
+from models.dbface import build_dbface
+from tests.conftest import SHARED_DATA, requires_shared
+
+# trainable parameters; the reference Small-H with has_ext and landmarks has 436,307 (measured on its PyTorch code)
+TRAINABLE = {"dbface_small": 436_307, "dbface": 1_794_219}
+
+
+def trainable_count(model):
+    return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+
+
+def test_every_centernet_model_is_covered():
+    assert {n for n in names_for_task("detection") if n.startswith("dbface")} == set(TRAINABLE)
+
+
+@pytest.mark.parametrize("name", sorted(TRAINABLE))
+def test_parameter_counts_and_stride_4_outputs_of_any_multiple_of_32(name):
+    model = build_dbface(name)
+    assert trainable_count(model) == TRAINABLE[name]
+    out = model.predict_on_batch(np.zeros((1, 64, 96, 3), np.float32))
+    assert {k: v.shape for k, v in out.items()} == {"heatmap": (1, 16, 24, 1), "box": (1, 16, 24, 4),
+                                                    "landmarks": (1, 16, 24, 10)}
+    assert np.all((out["heatmap"] > 0) & (out["heatmap"] < 1)) and np.all(out["box"] > 0)
+    np.testing.assert_allclose(out["heatmap"], 0.01, atol=0.005)  # the prior of the heatmap bias
+
+
+def test_focal_loss_by_hand():
+    # two cells: a face centre (y = 1, p = 0.5, weight 2) and background (y = 0.5, p = 0.2); one face
+    heatmap = tf.constant([0.5, 0.2])[None, :, None, None]
+    target = tf.constant([1.0, 0.5])[None, :, None, None]
+    weight = tf.constant([2.0, 0.0])[None, :, None, None]
+    keep = tf.ones_like(heatmap)
+    expected = -(math.log(0.5) * 0.25 * 2) - math.log(0.8) * 0.04 * 0.5 ** 4
+    assert float(losses.centernet_focal_loss(heatmap, target, weight, keep, 1.0)) == pytest.approx(expected, 1e-5)
+    assert float(losses.centernet_focal_loss(heatmap, target, weight, keep * 0, 1.0)) == 0.0  # ignored cells
+
+
+def test_giou_by_hand():
+    a = tf.constant([[0.0, 0.0, 2.0, 2.0]])
+    assert float(losses.giou(a, a)[0]) == pytest.approx(1.0)
+    # overlap 1, union 7, hull 9 -> 1/7 - 2/9
+    assert float(losses.giou(a, tf.constant([[1.0, 1.0, 3.0, 3.0]]))[0]) == pytest.approx(1 / 7 - 2 / 9, 1e-6)
+    # disjoint: union 2, hull (0..3) x (0..1) = 3 -> 0 - 1/3
+    assert float(losses.giou(tf.constant([[0.0, 0, 1, 1]]), tf.constant([[2.0, 0, 3, 1]]))[0]) == \
+        pytest.approx(-1 / 3, 1e-6)
+    mask = tf.constant([[1.0], [0.0]])
+    boxes = tf.constant([[0.0, 0, 2, 2], [0.0, 0, 1, 1]])
+    assert float(losses.giou_loss(boxes, tf.constant([[1.0, 1, 3, 3], [5.0, 5, 6, 6]]), mask)) == \
+        pytest.approx(1 - (1 / 7 - 2 / 9), 1e-6)
+
+
+def test_detection_record_round_trip_with_and_without_faces():
+    boxes = np.array([[1.5, 2.0, 30.0, 40.0], [50, 60, 70, 90]], np.float32)
+    marks = np.full((2, 5, 2), np.nan, np.float32)
+    marks[0] = np.arange(10).reshape(5, 2)
+    flags = np.array([[0, 1, 0, 0, 2, 0], [-1] * 6])
+    image = cv2.imencode(".png", np.full((100, 80, 3), 7, np.uint8))[1].tobytes()
+    for count in (2, 0):
+        record = records.DetectionRecord("a/b.png", image, (100, 80), boxes[:count], marks[:count], flags[:count], [])
+        parsed = {k: v.numpy() for k, v in records.parse_detection_example(
+            tf.constant(records.encode_detection_example(record))).items()}
+        np.testing.assert_array_equal(parsed["boxes_xyxy"], boxes[:count])
+        np.testing.assert_array_equal(parsed["landmarks_px"], marks[:count])
+        np.testing.assert_array_equal(parsed["flags"], flags[:count])
+        assert parsed["image"].shape == (100, 80, 3) and parsed["image"].max() == 7
+        assert parsed["source_id"] == b"a/b.png" and list(parsed["source_hw"]) == [100, 80]
+
+
+def test_five_point_face_box_matches_the_68_point_rule():
+    rng = np.random.default_rng(0)
+    from facekit.synthetic import random_face_3d
+
+    faces = [random_face_3d(rng)[:, :2] * 0.8 + 200 for _ in range(20)]
+    from facekit.boxes import box_iou
+    ious = [box_iou(face_box_xyxy(p, IBUG68)[None], face_box_xyxy(five_from_ibug68(p), FIVE)[None])[0, 0]
+            for p in faces]
+    assert min(ious) > 0.6
+    box = face_box_xyxy(np.array([[0.0, 0.0], [10.0, 20.0]]), IBUG68)
+    np.testing.assert_allclose(box, [0, -4, 10, 20])  # top raised by 20% of the height
+
+
+def write_label(root, lines):
+    os.makedirs(os.path.join(root, "images"), exist_ok=True)
+    for name in {line[2:] for line in lines if line.startswith("#")}:
+        cv2.imwrite(os.path.join(root, "images", name), np.full((120, 160, 3), 90, np.uint8))
+    with open(os.path.join(root, "label.txt"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def test_conversion_keeps_good_faces_and_lists_the_others(tmp_path):
+    write_label(str(tmp_path / "raw"), [
+        "# a.jpg",
+        "10 10 40 50 20 25 0.0 40 25 0.0 30 35 0.0 22 45 0.0 38 45 0.0 1.0",  # good, with points
+        "100 20 3 3 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 1.0",      # 3 x 3: under 16 px^2
+        "300 300 20 20",                                                    # outside the 160 x 120 image
+        "150 100 30 40",                                                    # clipped to 10 x 20
+        "# b.jpg"])                                                         # no faces: a negative
+    out = str(tmp_path / "rec")
+    manifest = convert_dataset(str(tmp_path / "raw" / "images"), out, DetectionSettings(
+        "retinaface", annotations=str(tmp_path / "raw" / "label.txt")), progress=False)
+    assert manifest["task"] == "detection" and manifest["num_records"] == 2 and manifest["num_faces"] == 2
+    assert manifest["dropped_faces_by_reason"] == {"face under 16 px²": 1, "box outside the image": 1}
+    assert os.path.exists(os.path.join(out, "preview.jpg"))
+    scenes = evaluation_scenes([out])
+    np.testing.assert_allclose(scenes[0]["boxes_xyxy"], [[10, 10, 50, 60], [150, 100, 160, 120]])
+    assert np.isfinite(scenes[0]["landmarks_px"][0]).all() and np.isnan(scenes[0]["landmarks_px"][1]).all()
+    assert len(scenes[1]["boxes_xyxy"]) == 0
+    with pytest.raises(ValueError, match="holds detection records"):
+        records.load_manifest(out, task="landmarks")
+
+
+def test_large_images_are_resized_with_their_faces(tmp_path):
+    root = tmp_path / "raw"
+    os.makedirs(root / "images")
+    cv2.imwrite(str(root / "images" / "big.png"), np.zeros((400, 1000, 3), np.uint8))
+    (root / "label.txt").write_text("# big.png\n100 100 200 100\n")
+    out = str(tmp_path / "rec")
+    convert_dataset(str(root / "images"), out, DetectionSettings("retinaface", max_side=500,
+                                                                 annotations=str(root / "label.txt")), progress=False)
+    scene = evaluation_scenes([out])[0]
+    assert scene["image"].shape == (200, 500, 3)
+    np.testing.assert_allclose(scene["boxes_xyxy"], [[50, 50, 150, 100]])
+
+
+def bright_square_scene(flip_only=False):
+    """One 100 x 100 image, black with a white face box (30..70); its points: eyes at y 40, x 40 / 60, the nose
+    at x 45 (so a flip shows: the nose moves right of the eyes' middle)."""
+    image = np.zeros((4, 100, 100, 3), np.uint8)
+    image[0, 30:70, 30:70] = 255
+    boxes = np.zeros((4, 1, 4), np.float32)
+    boxes[0, 0] = [30, 30, 70, 70]
+    marks = np.full((4, 1, 5, 2), np.nan, np.float32)
+    marks[0, 0] = [[40, 40], [60, 40], [45, 50], [42, 60], [58, 60]]  # nose left of the eyes' middle
+    config = AugmentConfig(rotation_deg=0 if flip_only else 45, rotation_p=1.0, mosaic=0.0, face_size=(30, 60),
+                           color_jitter=False, grey=0.0)
+    return image, boxes, marks, config
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_boxes_and_points_follow_the_image(seed):
+    image, boxes, marks, config = bright_square_scene()
+    out = compose_canvas(tf.constant(image), tf.constant(boxes), tf.constant(marks), tf.constant([[100, 100]] * 4),
+                         tf.constant([seed, 3]), 128, config)
+    canvas, box = out["image"].numpy(), out["boxes_xyxy"].numpy()[0]
+    assert box[2] > box[0]
+    x0, y0, x1, y1 = np.round(box).astype(int)
+    inner = canvas[y0 + 3:y1 - 3, x0 + 3:x1 - 3]
+    if inner.size:  # the box's middle is the white square (the ellipse rule keeps rotated boxes tight)
+        assert inner.mean() > 200
+    points = out["landmarks_px"].numpy()[0]
+    if np.isfinite(points).all():  # each point stays inside the white square and the box
+        assert all(canvas[int(y), int(x)].mean() > 200 for x, y in points)
+
+
+def test_a_flip_swaps_eyes_and_mouth_corners():
+    image, boxes, marks, config = bright_square_scene(flip_only=True)
+    flips, seen = 0, 0
+    for seed in range(16):
+        out = compose_canvas(tf.constant(image), tf.constant(boxes), tf.constant(marks),
+                             tf.constant([[100, 100]] * 4), tf.constant([seed, 0]), 128, config)
+        points = out["landmarks_px"].numpy()[0]
+        if np.isnan(points).any():  # a point left the canvas: the face keeps no points
+            continue
+        assert points[0, 0] < points[1, 0] and points[3, 0] < points[4, 0]  # image-left first, flipped or not
+        flips += points[2, 0] > (points[0, 0] + points[1, 0]) / 2
+        seen += 1
+    assert seen >= 8 and 0 < flips < seen
+
+
+def test_mosaic_puts_four_images_in_four_tiles():
+    image = np.zeros((4, 60, 60, 3), np.uint8)
+    boxes = np.zeros((4, 1, 4), np.float32)
+    for k in range(4):
+        image[k, 20:40, 20:40] = 60 * (k + 1)
+        boxes[k, 0] = [20, 20, 40, 40]
+    config = AugmentConfig(rotation_p=0.0, mosaic=1.0, face_size=(20, 30), color_jitter=False, grey=0.0, flip=False)
+    out = compose_canvas(tf.constant(image), tf.constant(boxes), tf.fill([4, 1, 5, 2], np.nan), tf.constant(
+        [[60, 60]] * 4), tf.constant([1, 2]), 128, config)
+    kept = out["boxes_xyxy"].numpy()
+    kept = kept[kept[:, 2] > kept[:, 0]]
+    centres = (kept[:, :2] + kept[:, 2:]) / 2
+    values = {int(round(out["image"].numpy()[int(y), int(x)].mean())) for x, y in centres}
+    assert len(kept) >= 3 and len(values) == len(kept)  # distinct images, one per tile
+
+
+def test_five_point_flip_permutation_is_the_reference_one():
+    assert list(FIVE.flip_permutation) == [1, 0, 2, 4, 3]
+
+
+def test_detections_type_is_shared_by_every_detector():
+    from facekit.infer import detector, mtcnn
+
+    assert detector.Detections is mtcnn.Detections is Detections
+
+
+@pytest.fixture(scope="module")
+def synthetic_scene_records(tmp_path_factory):
+    from facekit.synthetic import write_synthetic_scenes
+
+    root = tmp_path_factory.mktemp("scenes")
+    dirs = []
+    for split, count, seed in (("train", 64, 0), ("val", 12, 1)):
+        write_synthetic_scenes(str(root / f"{split}_raw"), count, seed=seed)
+        out = str(root / split)
+        convert_dataset(str(root / f"{split}_raw" / "images"), out, DetectionSettings(
+            "retinaface", annotations=str(root / f"{split}_raw" / "label.txt")), progress=False)
+        dirs.append(out)
+    return dirs
+
+
+SMALL_RUN = ["data.image_size=128", "data.batch_size=8", "train.val_size=320", "schedule.warmup_steps=20",
+             "schedule.lr=0.003", "augment.rotation_p=0.2", "augment.mosaic=0.3", "augment.face_size=[16, 96]"]
+
+
+@pytest.fixture(scope="module")
+def trained_detector(synthetic_scene_records, tmp_path_factory):
+    from training import train
+
+    run = str(tmp_path_factory.mktemp("runs") / "dbface_small")
+    assert train.main(["--model", "dbface_small", "--data", synthetic_scene_records[0], "--val-data",
+                       synthetic_scene_records[1], "--out", run, "--epochs", "6",
+                       "--set", "train.steps_per_epoch=40", *SMALL_RUN]) == 0
+    return run
+
+
+def test_short_training_on_synthetic_scenes_raises_ap(trained_detector):
+    metrics = json.load(open(os.path.join(trained_detector, "metrics.json")))
+    history = metrics["history"]
+    assert history["loss"][-1] < 0.5 * history["loss"][0]
+    assert history["val_ap"][0] < 0.3 and metrics["best_val_ap"] > 0.6, history["val_ap"]
+    assert os.path.exists(os.path.join(trained_detector, "augmented_batch.jpg"))
+
+
+def test_tflite_export_matches_keras_and_the_runtime_detects(trained_detector, tmp_path):
+    from facekit.detection.export import export_detector_run
+    from facekit.infer.detector import FaceDetector
+
+    out = str(tmp_path / "export")
+    report = export_detector_run(trained_detector, out, ["saved_model", "tflite_fp32"], size=320)
+    assert report["parity_ok"]
+    assert report["artifacts"]["tflite_fp32"]["max_box_head_diff_px"] < 1e-3
+    assert abs(report["artifacts"]["tflite_fp32"]["ap"] - report["keras"]["ap"]) < 1e-3
+    scene = evaluation_scenes(json.load(open(os.path.join(trained_detector, "metrics.json")))["val_dirs"], 1)[0]
+    found = FaceDetector(os.path.join(out, "dbface_small_fp32.tflite")).detect(scene["image"][..., ::-1],
+                                                                               color="bgr")
+    assert isinstance(found, Detections) and found.landmarks_px.shape == (len(found), 5, 2)
+    from facekit.boxes import box_iou
+    assert len(found) and box_iou(scene["boxes_xyxy"], found.boxes_xyxy).max(axis=1).min() > 0.5
+
+
+@requires_shared
+def test_real_multi_face_photos_convert_with_five_points(tmp_path):
+    folder = SHARED_DATA / "detection_train" / "cmu_mit"
+    manifest = convert_dataset(str(folder / "images"), str(tmp_path / "rec"), DetectionSettings(
+        "retinaface", annotations=str(folder / "label.txt")), progress=False)
+    assert manifest["num_records"] == 117 and manifest["num_faces"] == 511 and manifest["num_faces_dropped"] == 0
+    scenes = evaluation_scenes([str(tmp_path / "rec")], 5)
+    for scene in scenes:
+        marks = scene["landmarks_px"]
+        assert np.isfinite(marks).all()
+        assert (marks[:, 0, 0] < marks[:, 1, 0]).all()  # image-left eye first
