@@ -20,7 +20,7 @@ AUTOTUNE = tf.data.AUTOTUNE
 
 def record_scheme(record_dirs: list[str]) -> LandmarkScheme:
     """The one landmark scheme of a list of converted folders; ValueError if they disagree."""
-    schemes = {d: records.load_manifest(d)["scheme"] for d in record_dirs}
+    schemes = {d: records.load_manifest(d, task="landmarks")["scheme"] for d in record_dirs}
     if len(set(schemes.values())) != 1:
         raise ValueError(f"record folders mix landmark schemes: {schemes}")
     return get_scheme(next(iter(schemes.values())))

@@ -1,11 +1,15 @@
-"""Draw landmarks predicted by an exported .tflite model on images (PNG) and videos (MP4). No TensorFlow needed.
+"""Draw faces found by exported .tflite models on images (PNG) and videos (MP4). No TensorFlow needed.
 
     python freeze/predict.py --landmarks runs/senet/export/senet_fp32.tflite photo.jpg clip.mp4 --out drawn/
     python freeze/predict.py --landmarks M.tflite --boxes boxes.txt photos/*.jpg --out drawn/
+    python freeze/predict.py --detector dbface:runs/dbface_small/export/dbface_small_fp32.tflite photos/*.jpg \
+        --out drawn/ [--landmarks M.tflite]       # detected boxes and five points [+ the landmark model's points]
+    python freeze/predict.py --detector mtcnn:runs/mtcnn_export photos/*.jpg --out drawn/
 
-Face boxes: from --boxes (lines "IMAGE_NAME x0 y0 x1 y1", several lines per image allowed), else the whole image
-is taken as one face. On video the box of each frame is the previous frame's landmark box, and a One-Euro filter
-(--min-cutoff, --beta) removes jitter. A face detector (--detector mtcnn) arrives with the MTCNN stage.
+Face boxes: from a detector (--detector dbface:FILE.tflite or mtcnn:DIR with mtcnn_{pnet,rnet,onet}.tflite), from
+--boxes (lines "IMAGE_NAME x0 y0 x1 y1", several lines per image allowed), else the whole image is one face. With
+a detector, --landmarks is optional. On video without a detector the box of each frame is the previous frame's
+landmark box; a One-Euro filter (--min-cutoff, --beta) removes jitter.
 """
 from __future__ import annotations
 
@@ -48,17 +52,40 @@ def draw(image, boxes, points):
     out = image
     for box, pts in zip(boxes, points):
         x0, y0, x1, y1 = (int(round(v)) for v in box)
-        cv2.rectangle(out, (x0, y0), (x1, y1), (255, 160, 0), 1, cv2.LINE_AA)
-        out = draw_points(out, pts, (0, 255, 0), radius=max(1, round(image.shape[0] / 300)))
+        cv2.rectangle(out, (x0, y0), (x1, y1), (255, 160, 0), max(1, round(image.shape[0] / 500)), cv2.LINE_AA)
+        if np.isfinite(pts).all():
+            out = draw_points(out, pts, (0, 255, 0), radius=max(1, round(image.shape[0] / 300)))
     return out
 
 
-def predict_image(predictor, path, boxes, out_dir):
+def make_detector(spec: str | None, threads: int | None):
+    """'dbface:FILE.tflite' or 'mtcnn[:DIR]' -> detector with .detect(image, color=...) -> Detections; None."""
+    if not spec or spec == "none":
+        return None
+    kind, _, where = spec.partition(":")
+    if kind == "dbface":
+        from facekit.infer.detector import FaceDetector
+        if not where:
+            raise ValueError("--detector dbface:FILE.tflite needs the exported model's path")
+        return FaceDetector(where, threads)
+    if kind == "mtcnn":
+        from facekit.infer.mtcnn import tflite_cascade
+        return tflite_cascade(where or os.path.join("runs", "mtcnn_export"), threads)
+    raise ValueError(f"--detector {spec!r}: expected none, dbface:FILE.tflite or mtcnn[:DIR]")
+
+
+def predict_image(predictor, path, boxes, out_dir, detector=None):
     image = cv2.imread(path, cv2.IMREAD_COLOR)
     if image is None:
         raise ValueError(f"{path}: not a readable image")
-    boxes = np.asarray(boxes, np.float64) if boxes else whole_image_box(image.shape, predictor.crop_scale)
-    points = predictor.predict(image, boxes, color="bgr")
+    if detector is not None:
+        found = detector.detect(image, color="bgr")
+        boxes, points = found.boxes_xyxy, found.landmarks_px
+        if predictor is not None:
+            points = predictor.predict(image, boxes, color="bgr")
+    else:
+        boxes = np.asarray(boxes, np.float64) if boxes else whole_image_box(image.shape, predictor.crop_scale)
+        points = predictor.predict(image, boxes, color="bgr")
     out = os.path.join(out_dir, os.path.splitext(os.path.basename(path))[0] + ".png")
     cv2.imwrite(out, draw(image, boxes, points))
     return out
@@ -94,8 +121,8 @@ def predict_video(predictor, path, boxes, out_dir, min_cutoff, beta):
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("inputs", nargs="+", help="images or videos")
-    p.add_argument("--landmarks", required=True, help="exported landmark .tflite (with its .json beside it)")
-    p.add_argument("--detector", choices=["none"], default="none", help="face detector (mtcnn: coming)")
+    p.add_argument("--landmarks", help="exported landmark .tflite (with its .json beside it)")
+    p.add_argument("--detector", default="none", help="none, dbface:FILE.tflite or mtcnn[:DIR] (LiteRT)")
     p.add_argument("--boxes", help="text file of face boxes: IMAGE x0 y0 x1 y1 per line")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--threads", type=int, default=None, help="LiteRT threads (default: all)")
@@ -105,15 +132,21 @@ def main(argv: list[str] | None = None) -> int:
     from facekit.infer.runtime import LandmarkPredictor
 
     try:
-        predictor = LandmarkPredictor(args.landmarks, args.threads)
+        detector = make_detector(args.detector, args.threads)
+        if args.landmarks is None and detector is None:
+            raise ValueError("give --landmarks MODEL.tflite, --detector, or both")
+        predictor = LandmarkPredictor(args.landmarks, args.threads) if args.landmarks else None
         boxes = read_boxes(args.boxes) if args.boxes else {}
         os.makedirs(args.out, exist_ok=True)
         for path in args.inputs:
             given = boxes.get(os.path.basename(path), [])
             if os.path.splitext(path)[1].lower() in VIDEO_EXTENSIONS:
+                if detector is not None:
+                    raise ValueError(f"{path}: videos with a detector come with the detect -> align pipeline; "
+                                     "use --boxes or no detector for video")
                 written = predict_video(predictor, path, given, args.out, args.min_cutoff, args.beta)
             else:
-                written = predict_image(predictor, path, given, args.out)
+                written = predict_image(predictor, path, given, args.out, detector)
             print(f"{path} -> {written}")
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
