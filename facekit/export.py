@@ -146,12 +146,21 @@ def export_run(run_dir: str, out_dir: str, formats=FORMATS, val_dirs: list[str] 
         if mode == "int8" and representative is None:
             representative = data.evaluation_arrays(train_dirs, size, representative_count)["image"]
         path = os.path.join(out_dir, f"{spec.name}_{mode}.tflite")
-        with open(path + ".tmp", "wb") as f:
-            f.write(convert_tflite(saved_model_dir, mode, representative))
-        os.replace(path + ".tmp", path)
+        write_atomic(path, convert_tflite(saved_model_dir, mode, representative))
         write_sidecar(path, spec.name, size, scheme.num_points, train_dirs[0])
         report["artifacts"][fmt] = entry(path, run_tflite(path, images))
-    failures = parity_failures(report)
+    return finish_report(out_dir, report, parity_failures(report))
+
+
+def write_atomic(path: str, payload: bytes) -> None:
+    """Write a file under a temporary name and rename it, so an interrupted export leaves no half file."""
+    with open(path + ".tmp", "wb") as f:
+        f.write(payload)
+    os.replace(path + ".tmp", path)
+
+
+def finish_report(out_dir: str, report: dict, failures: list[str]) -> dict:
+    """Write out_dir/report.json with parity_ok; raise ParityError (after writing) when a bar was missed."""
     report["parity_ok"] = not failures
     with open(os.path.join(out_dir, "report.json"), "w") as f:
         json.dump(report, f, indent=1)

@@ -151,6 +151,16 @@ def prepare_run(config: Config, run_dir: str):
     return None
 
 
+def finished_metrics(run_dir: str) -> dict | None:
+    """metrics.json of a run that has finished already (printing that it is reused), else None."""
+    path = os.path.join(run_dir, "metrics.json")
+    if not os.path.exists(path):
+        return None
+    print(f"{run_dir} has finished already (metrics.json); use a new --out to train again")
+    with open(path) as f:
+        return json.load(f)
+
+
 def pfld_targets(annotations: dict, cap: float):
     """PFLD's extra targets: the (augmented) pose and the class-balance weight from the training set."""
     table = tf.constant(losses.balance_table(annotations["attributes"], annotations["pose_rad"], cap))
@@ -175,11 +185,9 @@ def train(spec: ModelSpec, config: Config, train_dirs: list[str], val_dirs: list
     scheme = data.record_scheme(train_dirs + val_dirs)
     annotations = data.read_annotations(train_dirs)
     codec = prepare_run(config, run_dir)
-    metrics_path = os.path.join(run_dir, "metrics.json")
-    if os.path.exists(metrics_path):
-        print(f"{run_dir} has finished already (metrics.json); use a new --out to train again")
-        with open(metrics_path) as f:
-            return json.load(f)
+    finished = finished_metrics(run_dir)
+    if finished is not None:
+        return finished
     if codec is None:
         codec = make_codec(spec.codec, scheme.num_points, annotations["points_norm"], **config.codec_args)
         with open(os.path.join(run_dir, "codec.json"), "w") as f:
@@ -219,7 +227,7 @@ def train(spec: ModelSpec, config: Config, train_dirs: list[str], val_dirs: list
                "train_dirs": train_dirs, "val_dirs": val_dirs, "input_size": input_size,
                "normalize": config.train.normalize, "history": {k: [float(v) for v in vs]
                                                                 for k, vs in history.history.items()}}
-    with open(metrics_path, "w") as f:
+    with open(os.path.join(run_dir, "metrics.json"), "w") as f:
         json.dump(metrics, f, indent=1)
     return metrics
 

@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import models  # noqa: F401  (fills the registry)
-    from facekit.export import ParityError, export_run
+    from facekit.export import export_run
 
     if args.mtcnn:
         return export_mtcnn_cli(args.mtcnn, args.out or os.path.join("runs", "mtcnn_export"))
@@ -41,15 +41,10 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or os.path.join(args.run, "export")
     if is_detector_run(args.run):
         return export_detector_cli(args, out)
-    try:
-        report = export_run(args.run, out, [f.strip() for f in args.formats.split(",") if f.strip()],
-                            val_dirs=args.val_data, parity_count=args.parity_count)
-    except ParityError as error:
-        print(f"parity FAILED ({out}/report.json): {error}", file=sys.stderr)
-        return 1
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    report = reported(out, lambda: export_run(args.run, out, formats(args), val_dirs=args.val_data,
+                                              parity_count=args.parity_count))
+    if isinstance(report, int):
+        return report
     print(f"{'artifact':<13} {'size':>10} {'max|diff| px':>13} {'NME %':>7}")
     print(f"{'keras':<13} {'':>10} {'':>13} {100 * report['keras']['nme']:>7.3f}")
     for fmt, a in report["artifacts"].items():
@@ -70,19 +65,31 @@ def is_detector_run(run_dir: str) -> bool:
         return get_spec(yaml.safe_load(f)["model"]).codec == "centernet"
 
 
-def export_detector_cli(args, out: str) -> int:
-    from facekit.detection.export import export_detector_run
+def formats(args) -> list[str]:
+    return [f.strip() for f in args.formats.split(",") if f.strip()]
+
+
+def reported(out: str, export):
+    """Run an export; its report, or the exit code after printing why it failed (1 parity, 2 bad input)."""
     from facekit.export import ParityError
 
     try:
-        report = export_detector_run(args.run, out, [f.strip() for f in args.formats.split(",") if f.strip()],
-                                     val_dirs=args.val_data, size=args.size)
+        return export()
     except ParityError as error:
         print(f"parity FAILED ({out}/report.json): {error}", file=sys.stderr)
         return 1
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+
+
+def export_detector_cli(args, out: str) -> int:
+    from facekit.detection.export import export_detector_run
+
+    report = reported(out, lambda: export_detector_run(args.run, out, formats(args), val_dirs=args.val_data,
+                                                       size=args.size))
+    if isinstance(report, int):
+        return report
     print(f"{'artifact':<13} {'size':>10} {'max|box diff| px':>17} {'AP@0.5':>7}")
     print(f"{'keras':<13} {'':>10} {'':>17} {report['keras']['ap']:>7.4f}")
     for fmt, a in report["artifacts"].items():

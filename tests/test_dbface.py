@@ -10,7 +10,6 @@ import tensorflow as tf
 
 import models  # noqa: F401
 from facekit import losses, records
-from facekit.codecs.centernet import CenterNetCodec
 from facekit.config import AugmentConfig
 from facekit.convert import convert_dataset
 from facekit.detection.convert import DetectionSettings

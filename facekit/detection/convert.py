@@ -57,9 +57,10 @@ class DetectionSettings:
             return [(image.path, image.boxes_xyxy, image.landmarks_px, image.attributes, image.invalid)
                     for image in read_wider_annotations(path)]
         if self.format == "images":
-            return [os.path.relpath(os.path.join(root, name), input_dir)
-                    for root, dirs, files in sorted(os.walk(input_dir)) if not dirs.sort()
-                    for name in sorted(files) if name.lower().endswith(IMAGE_EXTENSIONS)]
+            paths = [os.path.relpath(os.path.join(root, name), input_dir)
+                     for root, _, files in os.walk(input_dir) for name in files
+                     if name.lower().endswith(IMAGE_EXTENSIONS)]
+            return sorted(paths)
         return get_format(self.format).list_items(input_dir, ReaderOptions(annotations=self.annotations))
 
     def prepare(self, input_dir: str, item) -> records.DetectionRecord:

@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from facekit.detection import data
 from facekit.detection.training import detect_scenes, peaks_function, scenes_ap
-from facekit.export import ParityError, artifact_bytes, convert_tflite, rebuild_float32
+from facekit.export import artifact_bytes, convert_tflite, finish_report, rebuild_float32, write_atomic
 from facekit.infer.detector import FaceDetector, letterbox
 
 FORMATS = ("saved_model", "tflite_fp32", "tflite_fp16", "tflite_int8")
@@ -120,9 +120,7 @@ def export_detector_run(run_dir: str, out_dir: str, formats=FORMATS, val_dirs: l
             train_scenes = data.evaluation_scenes(metrics["train_dirs"][:2], representative_count)
             representative = np.stack([letterbox(s["image"], size)[0] for s in train_scenes])
         path = os.path.join(out_dir, f"{spec.name}_{mode}.tflite")
-        with open(path + ".tmp", "wb") as f:
-            f.write(convert_tflite(saved_model_dir, mode, representative))
-        os.replace(path + ".tmp", path)
+        write_atomic(path, convert_tflite(saved_model_dir, mode, representative))
         with open(os.path.splitext(path)[0] + ".json", "w") as f:
             json.dump({"model": spec.name, "task": "detection", "input_size": size, "top_k": codec.top_k,
                        "input": "uint8 RGB (1, S, S, 3), photo letterboxed at the top-left",
@@ -132,13 +130,7 @@ def export_detector_run(run_dir: str, out_dir: str, formats=FORMATS, val_dirs: l
             with tempfile.TemporaryDirectory() as folder:
                 report["artifacts"][fmt]["max_box_head_diff_px"] = dense_box_difference(network, codec, folder,
                                                                                         canvases)
-    failures = parity_failures(report)
-    report["parity_ok"] = not failures
-    with open(os.path.join(out_dir, "report.json"), "w") as f:
-        json.dump(report, f, indent=1)
-    if failures:
-        raise ParityError("; ".join(failures))
-    return report
+    return finish_report(out_dir, report, parity_failures(report))
 
 
 def _tflite_peaks(detector: FaceDetector):

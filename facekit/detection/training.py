@@ -26,7 +26,7 @@ from facekit.detection_eval import average_precision
 from facekit.draw import tile
 from facekit.infer.detector import NMS_THRESHOLD, letterbox, postprocess
 from facekit.registry import ModelSpec
-from facekit.training import BEST_MODEL, TimeBudget, learning_rate, make_optimizer, prepare_run
+from facekit.training import BEST_MODEL, TimeBudget, finished_metrics, learning_rate, make_optimizer, prepare_run
 
 LOSS_PARTS = ("focal", "giou", "wing")
 
@@ -116,11 +116,9 @@ def train_detector(spec: ModelSpec, config: Config, train_dirs: list[str], val_d
     """Fit a detector; returns metrics.json's content (best val AP and epoch, epochs run, seconds)."""
     keras.utils.set_random_seed(config.train.seed)
     codec = prepare_run(config, run_dir)
-    metrics_path = os.path.join(run_dir, "metrics.json")
-    if os.path.exists(metrics_path):
-        print(f"{run_dir} has finished already (metrics.json); use a new --out to train again")
-        with open(metrics_path) as f:
-            return json.load(f)
+    finished = finished_metrics(run_dir)
+    if finished is not None:
+        return finished
     if codec is None:
         codec = make_codec(spec.codec, 5, None, **config.codec_args)
         with open(os.path.join(run_dir, "codec.json"), "w") as f:
@@ -151,6 +149,6 @@ def train_detector(spec: ModelSpec, config: Config, train_dirs: list[str], val_d
                "train_seconds": round(time.monotonic() - start, 1), "train_images": data.count_images(train_dirs),
                "val_images": len(scenes), "train_dirs": train_dirs, "val_dirs": val_dirs, "image_size": size,
                "history": {k: [float(v) for v in vs] for k, vs in history.history.items()}}
-    with open(metrics_path, "w") as f:
+    with open(os.path.join(run_dir, "metrics.json"), "w") as f:
         json.dump(metrics, f, indent=1)
     return metrics
