@@ -267,11 +267,12 @@ def convert_dataset(input_dir: str, output_dir: str, settings, name: str | None 
                     progress: bool = True) -> dict:
     """Convert a raw dataset folder into `output_dir`; returns the manifest (also written as manifest.json).
 
-    settings: ConvertSettings (face crops for landmark models) or facekit.detection.convert.DetectionSettings
-    (whole images with face boxes). Raises ValueError for bad arguments or input, ConversionError when no
-    sample could be converted.
+    settings: ConvertSettings (face crops for landmark models), facekit.detection.convert.DetectionSettings
+    (whole images with face boxes) or facekit.mtcnn_samples.SampleSettings (MTCNN training windows; input_dir
+    None, the settings name their record folders). Raises ValueError for bad arguments or input,
+    ConversionError when no sample could be converted.
     """
-    if not os.path.isdir(input_dir):
+    if input_dir is not None and not os.path.isdir(input_dir):
         raise ValueError(f"{input_dir}: input folder does not exist")
     items = settings.list_items(input_dir)
     if split_list:
@@ -280,8 +281,9 @@ def convert_dataset(input_dir: str, output_dir: str, settings, name: str | None 
         raise ValueError(f"{input_dir}: no {settings.format} samples found")
     name = name or settings.format
     num_shards = math.ceil(len(items) / settings.shard_size)
-    fingerprint = {"input": os.path.abspath(input_dir), "name": name, "num_items": len(items),
+    fingerprint = {"input": input_dir and os.path.abspath(input_dir), "name": name, "num_items": len(items),
                    "split_list": split_list, "settings": asdict(settings), "schema_version": records.SCHEMA_VERSION}
+    fingerprint = json.loads(json.dumps(fingerprint))  # as it reads back from the manifest (tuples -> lists)
     previous = _prepare_output(output_dir, fingerprint, overwrite)
     if previous is not None and "shards" in previous:
         return previous  # an identical, complete conversion is already there
@@ -292,7 +294,7 @@ def convert_dataset(input_dir: str, output_dir: str, settings, name: str | None 
     with tqdm(total=len(items), initial=len(items) - len(todo_items), unit="img", disable=not progress,
               desc=f"convert {settings.format}") as bar:
         for k, result in _shard_results(todo_items, items, input_dir, settings, workers, bar):
-            done[k] = _write_shard(output_dir, records.shard_name(name, k, num_shards), result)
+            done[k] = _write_shard(output_dir, records.shard_name(name, k, num_shards), result, settings)
             if k == 0:
                 settings.write_preview(os.path.join(output_dir, PREVIEW),
                                        [r for _, r in result if not isinstance(r, str)])
@@ -352,26 +354,27 @@ def _shard_results(todo_items, items, input_dir, settings, workers, bar):
         yield current, batch
 
 
-def _write_shard(output_dir: str, file_name: str, results: list) -> dict:
-    """Write one shard atomically; returns its entry {file, num_records, skipped} (+ num_faces, dropped_faces for
-    detection records, whose faces can be left out one by one)."""
+def _write_shard(output_dir: str, file_name: str, results: list, settings) -> dict:
+    """Write one shard atomically; returns its entry {file, num_records, skipped} plus the job's own per-shard
+    fields (settings.shard_fields: faces for detection records, sample kinds for MTCNN samples). An item's
+    serialised payload is one example, or a list of examples (MTCNN: many samples per image)."""
     import tensorflow as tf
 
     path = os.path.join(output_dir, file_name)
-    skipped, count, faces, dropped = [], 0, 0, []
+    skipped, count, converted = [], 0, []
     with tf.io.TFRecordWriter(path + ".tmp") as writer:
         for source, result in results:
             if isinstance(result, str):
                 skipped.append({"source": source, "reason": result})
-            else:
-                writer.write(result[1])
-                count += 1
-                if isinstance(result[0], records.DetectionRecord):
-                    faces += len(result[0].boxes_xyxy)
-                    dropped += [{"source": source, "reason": reason} for reason in result[0].dropped]
+                continue
+            payload = result[1] if isinstance(result[1], list) else [result[1]]
+            for example in payload:
+                writer.write(example)
+            count += len(payload)
+            converted.append((source, result[0]))
     os.replace(path + ".tmp", path)
-    entry = {"file": file_name, "num_records": count, "skipped": skipped}
-    return {**entry, "num_faces": faces, "dropped_faces": dropped} if faces or dropped else entry
+    extra = settings.shard_fields(converted) if hasattr(settings, "shard_fields") else {}
+    return {"file": file_name, "num_records": count, "skipped": skipped, **extra}
 
 
 def write_preview(path: str, results: list, count: int = 32) -> None:

@@ -55,14 +55,15 @@ def export_mtcnn(networks: dict[str, keras.Model], out_dir: str, parity_inputs: 
     return report
 
 
-def load_run_networks(sources: list[str]) -> dict[str, keras.Model]:
-    """[P_RUN, R_RUN, O_RUN] -> each run's best weights, rebuilt with a resizable P-Net input (registry filled)."""
+def load_run_networks(sources: list[str], count: int = 3) -> dict[str, keras.Model]:
+    """[P_RUN, R_RUN, O_RUN] (the first `count` of them) -> each run's best weights, rebuilt with a resizable
+    P-Net input (registry filled)."""
     import yaml
 
     from facekit.registry import get_spec
 
-    if len(sources) != 3:
-        raise ValueError(f"expected three MTCNN run folders (P, R, O), got {sources}")
+    if len(sources) != count:
+        raise ValueError(f"expected {count} MTCNN run folder(s) ({', '.join('PRO'[:count])}), got {sources}")
     networks = {}
     for name, run_dir in zip(STAGES, sources):
         config_path = os.path.join(run_dir, "config.yaml")

@@ -20,6 +20,15 @@ Detection records (`--task detection`, one record = one whole image; manifest "t
   faces/flags        int64[6F] WIDER FACE flags per face: blur, expression, illumination, invalid, occlusion, pose;
                                -1 where the format does not say
 
+MTCNN training samples (`python -m tfrecords_tools.mtcnn_samples`, one record = one window; manifest "task":
+"mtcnn_samples"):
+  image/raw          bytes     the window resized to S x S (12, 24 or 48) as RGB uint8, row-major (S*S*3 bytes)
+  sample/source      bytes     record folder name / source id of the image it was cut from
+  sample/kind        int64     0 negative, 1 positive, 2 part, 3 landmark (facekit.mtcnn_samples.SampleKind)
+  sample/box         float[4]  box offsets to its face in the cascade's convention (facekit.infer.mtcnn.
+                               training_targets); zero for negatives
+  sample/landmarks   float[10] x1..x5, y1..y5 as fractions of the window (same convention); zero unless landmark
+
 TensorFlow is imported inside the functions that need it, so conversion workers (which build and serialise
 records) start without it.
 """
@@ -116,6 +125,44 @@ def encode_example(record: CropRecord) -> bytes:
         "pose/estimated": _ints([int(record.pose_estimated)]),
         "attributes/flags": _ints(record.attributes),
     })
+
+
+@dataclass
+class MtcnnSample:
+    """One MTCNN training window before serialisation: image (S, S, 3) uint8 RGB, box (4,), landmarks (10,)."""
+
+    source: str
+    kind: int
+    image: np.ndarray
+    box: np.ndarray
+    landmarks: np.ndarray
+
+
+def encode_mtcnn_sample(sample: MtcnnSample) -> bytes:
+    return _example({
+        "image/raw": _bytes(np.ascontiguousarray(sample.image, np.uint8).tobytes()),
+        "sample/source": _bytes(sample.source.encode("utf-8")),
+        "sample/kind": _ints([sample.kind]),
+        "sample/box": _floats(sample.box),
+        "sample/landmarks": _floats(sample.landmarks),
+    })
+
+
+def parse_mtcnn_samples(serialized, size: int) -> dict:
+    """A batch of serialised MTCNN samples (B,) -> image (B, S, S, 3) uint8, kind (B,) int32, box (B, 4),
+    landmarks (B, 10) float32, source (B,) string."""
+    import tensorflow as tf
+
+    f = tf.io.parse_example(serialized, {
+        "image/raw": tf.io.FixedLenFeature([], tf.string),
+        "sample/source": tf.io.FixedLenFeature([], tf.string),
+        "sample/kind": tf.io.FixedLenFeature([], tf.int64),
+        "sample/box": tf.io.FixedLenFeature([4], tf.float32),
+        "sample/landmarks": tf.io.FixedLenFeature([10], tf.float32),
+    })
+    image = tf.reshape(tf.io.decode_raw(f["image/raw"], tf.uint8), [-1, size, size, 3])
+    return {"image": image, "kind": tf.cast(f["sample/kind"], tf.int32), "box": f["sample/box"],
+            "landmarks": f["sample/landmarks"], "source": f["sample/source"]}
 
 
 def encode_detection_example(record: DetectionRecord) -> bytes:

@@ -117,22 +117,30 @@ class ValidationNME(keras.callbacks.Callback):
 
 
 class TimeBudget(keras.callbacks.Callback):
-    """Stops training after the first epoch that ends past max_minutes. With a run folder, the minutes of earlier
-    (interrupted) sessions count too: they are kept in RUN/elapsed.json, so a resumed run keeps one budget."""
+    """Keeps training inside max_minutes: stops after an epoch when one more epoch as long as the longest so far
+    would end past the budget. With a run folder, the minutes of earlier (interrupted) sessions count too: they are
+    kept in RUN/elapsed.json, so a resumed run keeps one budget."""
 
     def __init__(self, max_minutes: float | None, run_dir: str | None = None):
         super().__init__()
         self.max_minutes, self.start = max_minutes, time.monotonic()
         self.path = os.path.join(run_dir, "elapsed.json") if run_dir else None
         self.before = json.load(open(self.path))["seconds"] if self.path and os.path.exists(self.path) else 0.0
+        self.longest_epoch, self.epoch_start = 0.0, self.start
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch_start = time.monotonic()
 
     def on_epoch_end(self, epoch, logs=None):
-        seconds = self.before + time.monotonic() - self.start
+        now = time.monotonic()
+        seconds = self.before + now - self.start
+        self.longest_epoch = max(self.longest_epoch, now - self.epoch_start)
         if self.path:
             with open(self.path, "w") as f:
                 json.dump({"seconds": round(seconds, 1), "epochs": epoch + 1}, f)
-        if self.max_minutes is not None and seconds > 60 * self.max_minutes:
-            print(f"time budget of {self.max_minutes} min reached after epoch {epoch + 1}; stopping")
+        if self.max_minutes is not None and seconds + self.longest_epoch > 60 * self.max_minutes:
+            print(f"time budget of {self.max_minutes} min: {seconds:.0f} s used after epoch {epoch + 1} and another "
+                  f"epoch would take about {self.longest_epoch:.0f} s; stopping")
             self.model.stop_training = True
 
 

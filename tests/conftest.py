@@ -45,3 +45,21 @@ def trained_run(synthetic_splits, tmp_path_factory):
                      "--epochs", "60", "--set", *SMALL_SENET])
     assert rc == 0
     return run
+
+
+@pytest.fixture(scope="session")
+def synthetic_scene_records(tmp_path_factory):
+    """(train_dir, val_dir): detection records of 64 + 12 synthetic multi-face scenes."""
+    from facekit.convert import convert_dataset
+    from facekit.detection.convert import DetectionSettings
+    from facekit.synthetic import write_synthetic_scenes
+
+    root = tmp_path_factory.mktemp("scenes")
+    dirs = []
+    for split, count, seed in (("train", 64, 0), ("val", 12, 1)):
+        write_synthetic_scenes(str(root / f"{split}_raw"), count, seed=seed)
+        out = str(root / split)
+        convert_dataset(str(root / f"{split}_raw" / "images"), out, DetectionSettings(
+            "retinaface", annotations=str(root / f"{split}_raw" / "label.txt")), progress=False)
+        dirs.append(out)
+    return dirs

@@ -49,11 +49,11 @@ def test_interrupted_conversion_resumes_and_matches_a_clean_run(synthetic_300wlp
     real_write = convert_module._write_shard
     calls = []
 
-    def write_then_die(output_dir, name, results):
+    def write_then_die(output_dir, name, results, job):
         if len(calls) == 2:
             raise KeyboardInterrupt  # killed while the third shard is being written
         calls.append(name)
-        return real_write(output_dir, name, results)
+        return real_write(output_dir, name, results, job)
 
     monkeypatch.setattr(convert_module, "_write_shard", write_then_die)
     with pytest.raises(KeyboardInterrupt):

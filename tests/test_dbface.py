@@ -212,21 +212,6 @@ def test_detections_type_is_shared_by_every_detector():
     assert detector.Detections is mtcnn.Detections is Detections
 
 
-@pytest.fixture(scope="module")
-def synthetic_scene_records(tmp_path_factory):
-    from facekit.synthetic import write_synthetic_scenes
-
-    root = tmp_path_factory.mktemp("scenes")
-    dirs = []
-    for split, count, seed in (("train", 64, 0), ("val", 12, 1)):
-        write_synthetic_scenes(str(root / f"{split}_raw"), count, seed=seed)
-        out = str(root / split)
-        convert_dataset(str(root / f"{split}_raw" / "images"), out, DetectionSettings(
-            "retinaface", annotations=str(root / f"{split}_raw" / "label.txt")), progress=False)
-        dirs.append(out)
-    return dirs
-
-
 SMALL_RUN = ["data.image_size=128", "data.batch_size=8", "train.val_size=320", "schedule.warmup_steps=20",
              "schedule.lr=0.003", "augment.rotation_p=0.2", "augment.mosaic=0.3", "augment.face_size=[16, 96]"]
 

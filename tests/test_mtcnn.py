@@ -219,12 +219,11 @@ def test_windows_are_labelled_by_iou():
                         [0, 0, 10, 30],      # 0.33: ambiguous
                         [5, 5, 15, 15],      # 25/175 = 0.14: negative
                         [105, 100, 125, 120], [300, 300, 310, 310]], float)  # 0.6: part; far: negative
-    kinds, targets = label_windows(windows, faces)
+    kinds, best = label_windows(windows, faces)
     assert kinds.tolist() == [SampleKind.POSITIVE, SampleKind.PART, -1, SampleKind.NEGATIVE, SampleKind.PART,
                               SampleKind.NEGATIVE]
-    np.testing.assert_allclose(targets[0], [0, 0, 0, -1 / 11])
-    np.testing.assert_allclose(calibrate(windows[4:5], targets[4:5]), faces[1:])
-    assert not targets[3].any() and label_windows(windows, np.zeros((0, 4)))[0].tolist() == [0] * 6
+    assert best.tolist()[:2] == [0, 0] and best[4] == 1
+    assert label_windows(windows, np.zeros((0, 4)))[0].tolist() == [0] * 6
 
 
 def test_ohem_keeps_exactly_the_hardest_70_percent():

@@ -1,7 +1,9 @@
-"""Train any registered landmark model.
+"""Train any registered model: landmark models, DBFace (detection records) and the MTCNN stages (MTCNN samples).
 
     python training/train.py --model senet                      # built-in synthetic data, no download
     python training/train.py --model pfld --data A B --val-data C --out runs/pfld --set train.epochs=80
+    python training/train.py --model dbface_small --data records/det_train --val-data records/det_val
+    python training/train.py --model mtcnn_pnet --data records/mtcnn_pnet --val-data records/mtcnn_pnet_val
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ SYNTHETIC_EPOCHS = 20  # the built-in demo: a few minutes on 2 cores
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, help="registered model: senet, pfld, pfld_025, pipnet, dbface, "
-                   "dbface_small")
+                   "dbface_small, mtcnn_pnet, mtcnn_rnet, mtcnn_onet")
     p.add_argument("--data", nargs="+", help="converted training record folder(s) (default: synthetic)")
     p.add_argument("--val-data", nargs="+", help="validation record folder(s) (default: synthetic)")
     p.add_argument("--out", help="run directory (default: runs/MODEL); rerunning resumes it")
@@ -42,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
         config = load_config(args.config or os.path.join(CONFIG_DIR, spec.config), overrides, model=spec.name)
         if config.model != spec.name:
             raise ValueError(f"config is for model {config.model!r}, not {spec.name!r}")
+        if spec.codec == "mtcnn" and (args.data is None or args.val_data is None):
+            raise ValueError(f"{spec.name} trains on MTCNN samples: pass --data and --val-data folders from "
+                             f"python -m tfrecords_tools.mtcnn_samples --stage {spec.name[6:]}")
         if args.data is None or args.val_data is None:
             train_dir, val_dir = synthetic_default()
             args.data, args.val_data = args.data or [train_dir], args.val_data or [val_dir]
@@ -54,6 +59,13 @@ def main(argv: list[str] | None = None) -> int:
             from facekit.detection.training import train_detector
             metrics = train_detector(spec, config, args.data, args.val_data, run_dir)
             print(f"best validation AP {metrics['best_val_ap']:.4f} at epoch {metrics['best_epoch']}; "
+                  f"{metrics['train_seconds']:.0f} s; model in {run_dir}/best.keras")
+            return 0
+        if spec.codec == "mtcnn":
+            from facekit.mtcnn_training import train_mtcnn_stage
+            metrics = train_mtcnn_stage(spec, config, args.data, args.val_data, run_dir)
+            print(f"best validation loss {metrics['best_val_loss']:.4f} at epoch {metrics['best_epoch']} (face "
+                  f"accuracy {metrics['best'].get('val_face_accuracy', float('nan')):.4f}); "
                   f"{metrics['train_seconds']:.0f} s; model in {run_dir}/best.keras")
             return 0
         metrics = train(spec, config, args.data, args.val_data, run_dir)

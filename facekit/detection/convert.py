@@ -71,6 +71,11 @@ class DetectionSettings:
     def write_preview(self, path: str, converted: list) -> None:
         write_detection_preview(path, [record for record, _ in converted])
 
+    def shard_fields(self, converted: list) -> dict:
+        """converted [(item name, DetectionRecord)] of one shard -> its face counts for the manifest."""
+        dropped = [{"source": source, "reason": reason} for source, record in converted for reason in record.dropped]
+        return {"num_faces": sum(len(record.boxes_xyxy) for _, record in converted), "dropped_faces": dropped}
+
     def manifest_fields(self, shards: list[dict]) -> dict:
         dropped = [d for s in shards for d in s.get("dropped_faces", [])]
         return {"task": "detection", "format": self.format, "scheme": "five", "num_points": 5,

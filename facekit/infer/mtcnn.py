@@ -51,6 +51,35 @@ def pnet_candidates(box: np.ndarray, face: np.ndarray, scale: float, threshold: 
     return np.concatenate([boxes, face[rows, cols, 1:2]], axis=1)
 
 
+def training_targets(stage: str, crops: np.ndarray, faces: np.ndarray, points: np.ndarray):
+    """The outputs that make this cascade decode a training window back into its face: the exact inverse of its
+    box arithmetic, so networks trained here run in it unchanged.
+
+    stage "pnet": crops (N, 4) are continuous squares [x, x + S) resized to 12 px; the cascade reads such a cell
+    as the window from x + S/12 to x + S regressed with side 11 S/12. "rnet"/"onet": crops are boxes in the
+    cascade's pixel-index convention, cut with crop_windows, regressed with side x2 - x1 + 1, points decoded as
+    x1 - 1 + side * fraction. faces (N, 4) continuous xyxy, points (N, 5, 2) continuous (NaN allowed) ->
+    (box offsets (N, 4), landmark fractions (N, 10) as x1..x5, y1..y5)."""
+    crops, faces, points = (np.asarray(a, np.float64) for a in (crops, faces, points))
+    if stage == "pnet":
+        side = (crops[:, 2] - crops[:, 0])[:, None]
+        windows = crops + np.concatenate([side, side, 0 * side, 0 * side], axis=1) / PNET_WINDOW
+        sides, origin = np.tile(side * (PNET_WINDOW - 1) / PNET_WINDOW, (1, 4)), windows[:, :2]
+    elif stage in CROP_SIZES:
+        windows, sides, origin = crops, box_sides(crops, inclusive=True), crops[:, :2] - 1
+    else:
+        raise ValueError(f"stage must be pnet, rnet or onet, got {stage!r}")
+    fractions = (points - origin[:, None]) / sides[:, None, :2]
+    return (faces - windows) / sides, np.concatenate([fractions[..., 0], fractions[..., 1]], axis=1)
+
+
+def crop_region(stage: str, crops: np.ndarray) -> np.ndarray:
+    """The continuous image region (N, 4) a training window shows: the crop itself for pnet, the pixel-index box
+    (x1, y1, x2, y2) covering pixels x1..x2, i.e. [x1, x2 + 1), for rnet and onet."""
+    crops = np.asarray(crops, np.float64)
+    return crops if stage == "pnet" else crops + np.array([0, 0, 1, 1])
+
+
 def crop_windows(image_norm: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:
     """Bilinear crops (N, size, size, 3) of boxes (N, 4) from a normalised image (H, W, 3), sampled like
     tf.image.crop_and_resize with boxes divided by (W, H) (the package's sampling): size points from
