@@ -24,10 +24,16 @@ HELD_OUT = {"cmu_mit": 20, "wider_subset": 12}
 
 
 def convert(args: list[str]) -> None:
+    """Run the detection converter, unless the --output folder already holds a finished conversion (reused)."""
+    output = args[args.index("--output") + 1]
+    if os.path.isfile(os.path.join(output, "manifest.json")):
+        print(f"{output}: reusing the finished conversion there")
+        return
     subprocess.run([sys.executable, "-m", "tfrecords_tools.convert", "--task", "detection", *args], check=True)
 
 
 def prepare_records(root: str) -> tuple[list[str], list[str]]:
+    """Detection records of the shared training set under root: (training folders, validation folders)."""
     from facekit.datasets.wider import read_wider_annotations
 
     train = os.path.join(SHARED, "detection_train")

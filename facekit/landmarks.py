@@ -175,6 +175,13 @@ def face_box_xyxy(points_px: np.ndarray, scheme: LandmarkScheme) -> np.ndarray:
     return np.array([low[0], low[1] - FOREHEAD_RAISE * (high[1] - low[1]), high[0], high[1]])
 
 
+def extent_from_face_box(box_xyxy: np.ndarray) -> np.ndarray:
+    """The inverse of face_box_xyxy's dense rule: the landmarks' extent (4,) that a face box (4,) stands for
+    (its top lowered by the forehead raise), i.e. the box a landmark model's crop is centred on."""
+    x0, y0, x1, y1 = np.asarray(box_xyxy, np.float64)
+    return np.array([x0, y0 + (y1 - y0) * FOREHEAD_RAISE / (1 + FOREHEAD_RAISE), x1, y1])
+
+
 def five_points(points_px: np.ndarray, scheme: LandmarkScheme) -> np.ndarray:
     """(K, 2) landmarks of a scheme -> (5, 2) in the five-point order (NaN when the scheme cannot give them)."""
     if scheme.name == "five":

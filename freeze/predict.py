@@ -4,16 +4,20 @@
     python freeze/predict.py --landmarks M.tflite --boxes boxes.txt photos/*.jpg --out drawn/
     python freeze/predict.py --detector dbface:runs/dbface_small/export/dbface_small_fp32.tflite photos/*.jpg \
         --out drawn/ [--landmarks M.tflite]       # detected boxes and five points [+ the landmark model's points]
-    python freeze/predict.py --detector mtcnn:runs/mtcnn_export photos/*.jpg --out drawn/
+    python freeze/predict.py --detector mtcnn --landmarks M.tflite photo.jpg clip.mp4 --out drawn/ --json
 
-Face boxes: from a detector (--detector dbface:FILE.tflite or mtcnn:DIR with mtcnn_{pnet,rnet,onet}.tflite), from
---boxes (lines "IMAGE_NAME x0 y0 x1 y1", several lines per image allowed), else the whole image is one face. With
-a detector, --landmarks is optional. On video without a detector the box of each frame is the previous frame's
-landmark box; a One-Euro filter (--min-cutoff, --beta) removes jitter.
+Face boxes: from a detector (--detector dbface:FILE.tflite or mtcnn[:DIR] with mtcnn_{pnet,rnet,onet}.tflite; no
+DIR: the package's weights exported to runs/mtcnn_export), from --boxes (lines "IMAGE_NAME x0 y0 x1 y1", several
+lines per image allowed), else the whole image is one face. With a detector, --landmarks is optional and the two
+run as one pipeline (facekit.infer.pipeline.FacePipeline); on video it tracks faces by their landmarks and runs
+the detector every --redetect-every frames or when a face is lost. On video without a detector the box of each
+frame is the previous frame's landmark box. A One-Euro filter (--min-cutoff, --beta) removes jitter. --json
+writes the boxes, scores and points of every image (and every video frame) beside the drawings.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections import defaultdict
@@ -74,31 +78,82 @@ def make_detector(spec: str | None, threads: int | None):
     raise ValueError(f"--detector {spec!r}: expected none, dbface:FILE.tflite or mtcnn[:DIR]")
 
 
-def predict_image(predictor, path, boxes, out_dir, detector=None):
+def faces_json(boxes, points, scores=None) -> list[dict]:
+    """Faces as JSON-ready dicts: box [x0, y0, x1, y1], points [[x, y], ...] (null where unknown), score."""
+    out = []
+    for k, (box, pts) in enumerate(zip(boxes, points)):
+        face = {"box": np.round(np.asarray(box, float), 2).tolist(),
+                "points": [[None if not np.isfinite(v) else round(float(v), 2) for v in p] for p in pts]}
+        if scores is not None:
+            face["score"] = round(float(scores[k]), 4)
+        out.append(face)
+    return out
+
+
+def write_json(path: str, payload) -> None:
+    with open(path + ".tmp", "w") as f:
+        json.dump(payload, f)
+    os.replace(path + ".tmp", path)
+
+
+def predict_image(predictor, path, boxes, out_dir, pipeline=None, as_json=False):
     image = cv2.imread(path, cv2.IMREAD_COLOR)
     if image is None:
         raise ValueError(f"{path}: not a readable image")
-    if detector is not None:
-        found = detector.detect(image, color="bgr")
-        boxes, points = found.boxes_xyxy, found.landmarks_px
-        if predictor is not None:
-            points = predictor.predict(image, boxes, color="bgr")
+    scores = None
+    if pipeline is not None:
+        faces = pipeline(image, color="bgr")
+        boxes, scores = faces.boxes_xyxy, faces.scores
+        points = faces.five_px if faces.landmarks_px is None else faces.landmarks_px
     else:
         boxes = np.asarray(boxes, np.float64) if boxes else whole_image_box(image.shape, predictor.crop_scale)
         points = predictor.predict(image, boxes, color="bgr")
-    out = os.path.join(out_dir, os.path.splitext(os.path.basename(path))[0] + ".png")
-    cv2.imwrite(out, draw(image, boxes, points))
+    stem = os.path.join(out_dir, os.path.splitext(os.path.basename(path))[0])
+    cv2.imwrite(stem + ".png", draw(image, boxes, points))
+    if as_json:
+        write_json(stem + ".json", {"image": path, "faces": faces_json(boxes, points, scores)})
+    return stem + ".png"
+
+
+def open_video(path: str, out_dir: str):
+    """(capture, fps, output path) for a readable video."""
+    capture = cv2.VideoCapture(path)
+    if not capture.isOpened():
+        raise ValueError(f"{path}: not a readable video")
+    fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
+    return capture, fps, os.path.join(out_dir, os.path.splitext(os.path.basename(path))[0] + ".mp4")
+
+
+def track_video(pipeline, path, out_dir, as_json=False):
+    """Detect -> align -> track through a video with the pipeline; draws every frame."""
+    capture, fps, out = open_video(path, out_dir)
+    writer, frames, index = None, [], 0
+    pipeline.reset()
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        if writer is None:
+            writer = cv2.VideoWriter(out, cv2.VideoWriter_fourcc(*"mp4v"), fps, (frame.shape[1], frame.shape[0]))
+        faces = pipeline.track(frame, index / fps, color="bgr")
+        points = faces.five_px if faces.landmarks_px is None else faces.landmarks_px
+        writer.write(draw(frame, faces.boxes_xyxy, points))
+        frames.append({"frame": index, "detected": faces.detected,
+                       "faces": faces_json(faces.boxes_xyxy, points, faces.scores)})
+        index += 1
+    capture.release()
+    if writer is None:
+        raise ValueError(f"{path}: the video has no frames")
+    writer.release()
+    if as_json:
+        write_json(os.path.splitext(out)[0] + ".json", {"video": path, "fps": fps, "frames": frames})
     return out
 
 
 def predict_video(predictor, path, boxes, out_dir, min_cutoff, beta):
     from facekit.infer.runtime import OneEuroFilter
 
-    capture = cv2.VideoCapture(path)
-    if not capture.isOpened():
-        raise ValueError(f"{path}: not a readable video")
-    fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
-    out = os.path.join(out_dir, os.path.splitext(os.path.basename(path))[0] + ".mp4")
+    capture, fps, out = open_video(path, out_dir)
     writer, smoother, frame_index, current = None, OneEuroFilter(min_cutoff, beta), 0, None
     while True:
         ok, frame = capture.read()
@@ -128,7 +183,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=None, help="LiteRT threads (default: all)")
     p.add_argument("--min-cutoff", type=float, default=1.0, help="One-Euro filter: smoothing when still (Hz)")
     p.add_argument("--beta", type=float, default=0.05, help="One-Euro filter: speed coefficient")
+    p.add_argument("--redetect-every", type=int, default=10,
+                   help="video with a detector and --landmarks: run the detector at least every N frames")
+    p.add_argument("--json", action="store_true", help="also write OUT/NAME.json with boxes, scores and points")
     args = p.parse_args(argv)
+    from facekit.infer.pipeline import FacePipeline
     from facekit.infer.runtime import LandmarkPredictor
 
     try:
@@ -136,17 +195,17 @@ def main(argv: list[str] | None = None) -> int:
         if args.landmarks is None and detector is None:
             raise ValueError("give --landmarks MODEL.tflite, --detector, or both")
         predictor = LandmarkPredictor(args.landmarks, args.threads) if args.landmarks else None
+        pipeline = None if detector is None else FacePipeline(detector, predictor, args.redetect_every,
+                                                              min_cutoff=args.min_cutoff, beta=args.beta)
         boxes = read_boxes(args.boxes) if args.boxes else {}
         os.makedirs(args.out, exist_ok=True)
         for path in args.inputs:
             given = boxes.get(os.path.basename(path), [])
             if os.path.splitext(path)[1].lower() in VIDEO_EXTENSIONS:
-                if detector is not None:
-                    raise ValueError(f"{path}: videos with a detector come with the detect -> align pipeline; "
-                                     "use --boxes or no detector for video")
-                written = predict_video(predictor, path, given, args.out, args.min_cutoff, args.beta)
+                written = track_video(pipeline, path, args.out, args.json) if pipeline else \
+                    predict_video(predictor, path, given, args.out, args.min_cutoff, args.beta)
             else:
-                written = predict_image(predictor, path, given, args.out, detector)
+                written = predict_image(predictor, path, given, args.out, pipeline, args.json)
             print(f"{path} -> {written}")
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -1,8 +1,6 @@
 """Direct coordinate regression (SENet, PFLD): the target is the flat vector of crop-normalised (x, y)."""
 from __future__ import annotations
 
-import numpy as np
-
 
 class RegressionCodec:
     kind = "regression"

@@ -1,0 +1,117 @@
+"""The detect -> align pipeline: crop boxes from detections, and video tracking with re-detection."""
+import numpy as np
+import pytest
+
+from facekit.geometry import landmark_box_xyxy
+from facekit.infer.detections import Detections
+from facekit.infer.pipeline import FacePipeline, alignment_boxes
+from facekit.landmarks import FIVE, IBUG68, extent_from_face_box, face_box_xyxy
+
+TEMPLATE = np.array([[-15, -10], [15, -10], [0, 5], [-12, 20], [12, 20]], float)  # five points about a centre
+
+
+def test_extent_from_face_box_inverts_the_dense_face_box_rule():
+    points = np.random.default_rng(0).uniform(50, 150, (68, 2))
+    np.testing.assert_allclose(extent_from_face_box(face_box_xyxy(points, IBUG68)), landmark_box_xyxy(points))
+
+
+def test_alignment_boxes_follow_the_five_points_and_fall_back_to_the_box():
+    five = np.stack([TEMPLATE + 100, np.full((5, 2), np.nan)])
+    boxes = np.array([[0, 0, 10, 10], [20, 20, 80, 140]], float)
+    extents = alignment_boxes(Detections(boxes, np.ones(2), five))
+    np.testing.assert_allclose(extents[0], extent_from_face_box(face_box_xyxy(five[0], FIVE)))
+    np.testing.assert_allclose(extents[1], [20, 40, 80, 140])  # 120 px face box: the top 20 px are forehead
+
+
+class World:
+    """Faces moving on blank frames; a fake detector and a fake landmark model that read the truth."""
+
+    def __init__(self, centres):
+        self.centres = centres  # (frames, faces, 2)
+        self.frame = 0
+        self.scheme = FIVE
+
+    def truth(self):
+        return TEMPLATE[None] + self.centres[self.frame][:, None]
+
+    def detect(self, image, *, color):
+        points = self.truth()
+        boxes = np.stack([face_box_xyxy(p, FIVE) for p in points])
+        return Detections(boxes, np.full(len(points), 0.9), points)
+
+    def predict(self, image, boxes, color):
+        """The true points of the face whose centre lies in the crop; garbage (the template at the crop's
+        centre) when the crop has lost it."""
+        out = []
+        for box in boxes:
+            side = max(box[2] - box[0], box[3] - box[1]) * 1.5
+            centre = (box[:2] + box[2:]) / 2
+            hit = [c for c in self.centres[self.frame] if np.all(np.abs(c - centre) < side / 2)]
+            out.append(TEMPLATE + (hit[0] if hit else centre + side))
+        return np.stack(out)
+
+
+def run(world, pipeline, frames):
+    results = []
+    for world.frame in range(frames):
+        results.append(pipeline.track(np.zeros((480, 640, 3), np.uint8), world.frame / 30, color="rgb"))
+    return results
+
+
+def test_tracking_runs_the_detector_every_n_frames_and_follows_the_face():
+    centres = np.stack([[[100 + 3 * f, 200 + f]] for f in range(30)]).astype(float)
+    world = World(centres)
+    pipeline = FacePipeline(world, world, redetect_every=10)
+    results = run(world, pipeline, 30)
+    assert pipeline.detector_runs == 3 and [r.detected for r in results].count(True) == 3
+    assert results[0].detected and results[10].detected and results[20].detected
+    np.testing.assert_allclose(pipeline.tracks[0].points, world.truth()[0])  # raw points: exact
+    assert np.abs(results[-1].landmarks_px[0] - world.truth()[0]).max() < 3  # smoothed: close behind
+    assert results[-1].five_px.shape == (1, 5, 2) and results[-1].boxes_xyxy.shape == (1, 4)
+
+
+def test_a_lost_face_triggers_detection_and_two_faces_keep_their_order():
+    centres = np.stack([[[100 + f, 200], [400, 300 - f]] for f in range(12)]).astype(float)
+    centres[6:, 0] += 250  # the first face jumps away at frame 6
+    world = World(centres)
+    pipeline = FacePipeline(world, world, redetect_every=100)
+    results = run(world, pipeline, 12)
+    assert [r.detected for r in results] == [True] + [False] * 5 + [True] + [False] * 5
+    assert all(len(r) == 2 for r in results)
+    np.testing.assert_allclose(pipeline.tracks[1].points, world.truth()[1])
+    np.testing.assert_allclose(pipeline.tracks[0].points, world.truth()[0])
+
+
+def test_without_a_landmark_model_every_frame_is_detected_and_bad_settings_are_refused():
+    world = World(np.stack([[[100.0 + f, 100.0]] for f in range(4)]))
+    pipeline = FacePipeline(world)
+    assert all(r.detected and r.landmarks_px is None for r in run(world, pipeline, 4))
+    assert pipeline.detector_runs == 4
+    with pytest.raises(ValueError, match="redetect_every"):
+        FacePipeline(world, world, redetect_every=0)
+
+
+def test_predict_tracks_a_video_through_the_pipeline_and_writes_json(tmp_path):
+    import json
+
+    import cv2
+
+    from freeze import predict
+
+    writer = cv2.VideoWriter(str(tmp_path / "clip.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, (320, 240))
+    for _ in range(7):
+        writer.write(np.zeros((240, 320, 3), np.uint8))
+    writer.release()
+    world = World(np.stack([[[100.0 + 2 * f, 120.0]] for f in range(7)]))
+
+    class Clock(FacePipeline):  # the fake models read the frame number from the pipeline's calls
+        def track(self, frame, t, *, color):
+            world.frame = round(t * 10)
+            return super().track(frame, t, color=color)
+    written = predict.track_video(Clock(world, world, redetect_every=3), str(tmp_path / "clip.avi"),
+                                  str(tmp_path), as_json=True)
+    assert cv2.VideoCapture(written).get(cv2.CAP_PROP_FRAME_COUNT) == 7
+    frames = json.load(open(tmp_path / "clip.json"))["frames"]
+    assert [f["detected"] for f in frames] == [True, False, False, True, False, False, True]
+    assert len(frames[-1]["faces"]) == 1 and len(frames[-1]["faces"][0]["points"]) == 5
+    assert abs(frames[0]["faces"][0]["points"][2][0] - 100.0) < 1e-6  # nose tip at the face centre
