@@ -83,15 +83,22 @@ def crop_region(stage: str, crops: np.ndarray) -> np.ndarray:
 def crop_windows(image_norm: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:
     """Bilinear crops (N, size, size, 3) of boxes (N, 4) from a normalised image (H, W, 3), sampled like
     tf.image.crop_and_resize with boxes divided by (W, H) (the package's sampling): size points from
-    x1 (W - 1) / W to x2 (W - 1) / W; outside the image reads 0 (mid-grey)."""
+    x1 (W - 1) / W to x2 (W - 1) / W. A sample outside the pixel centres' range [0, W - 1] reads 0 (mid-grey),
+    as in TensorFlow, rather than a blend of the edge pixel and the border as OpenCV would give."""
     height, width = image_norm.shape[:2]
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
     shrink = np.array([(width - 1) / width, (height - 1) / height])
+    starts, steps = boxes[:, :2] * shrink, (boxes[:, 2:] - boxes[:, :2]) * shrink / (size - 1)
+    samples = starts[:, :, None] + steps[:, :, None] * np.arange(size)  # (N, 2, size): x and y of the samples
+    outside = (samples < 0) | (samples > np.array([width - 1, height - 1])[:, None])
     crops = np.empty((len(boxes), size, size, 3), np.float32)
-    for k, box in enumerate(boxes):
-        start, step = box[:2] * shrink, (box[2:] - box[:2]) * shrink / (size - 1)
-        matrix = np.array([[step[0], 0, start[0]], [0, step[1], start[1]]])
+    for k, ((x0, y0), (dx, dy)) in enumerate(zip(starts, steps)):
+        matrix = np.array([[dx, 0, x0], [0, dy, y0]])
         crops[k] = cv2.warpAffine(image_norm, matrix, (size, size), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                                   borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    for k in np.nonzero(outside.any(axis=(1, 2)))[0]:
+        crops[k][:, outside[k, 0]] = 0
+        crops[k][outside[k, 1]] = 0
     return crops
 
 
