@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 import models  # noqa: F401
-from facekit import records
 from facekit.boxes import box_iou, calibrate
 from facekit.convert import convert_dataset
 from facekit.infer.mtcnn import MTCNN, normalize, pnet_candidates, training_targets
@@ -141,7 +140,8 @@ def test_training_batches_mix_the_kinds_three_one_one_two(pnet_samples):
     np.testing.assert_allclose(share, np.array([3, 1, 1, 2]) / 7, atol=0.05)
 
 
-def test_pnet_training_raises_validation_accuracy_and_the_cascade_runs_it(pnet_samples, tmp_path):
+def test_pnet_training_raises_validation_accuracy_and_mines_rnet_samples(pnet_samples, synthetic_scene_records,
+                                                                         tmp_path):
     from training import train
 
     run = str(tmp_path / "pnet")
@@ -157,8 +157,17 @@ def test_pnet_training_raises_validation_accuracy_and_the_cascade_runs_it(pnet_s
 
     pnet = load_run_networks([run], count=1)["mtcnn_pnet"]
     assert pnet.input_shape == (None, None, None, 3)  # rebuilt resizable for the pyramid
-    rec = records.load_manifest(pnet_samples[1], task="mtcnn_samples")
-    assert rec["stage"] == "pnet"
+    # R-Net samples mined with this P-Net: the same bytes whatever the worker count
+    settings = SampleSettings("rnet", (synthetic_scene_records[1],), previous=(run,), shard_size=6)
+    one = convert_dataset(None, str(tmp_path / "r1"), settings, workers=1, progress=False)
+    two = convert_dataset(None, str(tmp_path / "r2"), settings, workers=2, progress=False)
+    assert one["stage"] == "rnet" and one["image_size"] == 24 and min(one["num_by_kind"].values()) > 0
+    assert two["num_by_kind"] == one["num_by_kind"]
+    plain = convert_dataset(None, str(tmp_path / "r0"), SampleSettings(
+        "rnet", (synthetic_scene_records[1],), previous=(run,), mined_negatives_per_image=0), progress=False)
+    assert plain["num_by_kind"]["negative"] < one["num_by_kind"]["negative"]  # mined negatives were added
+    for shard in one["shards"]:
+        assert (tmp_path / "r1" / shard["file"]).read_bytes() == (tmp_path / "r2" / shard["file"]).read_bytes()
 
 
 def test_training_refuses_samples_of_another_stage(pnet_samples, tmp_path):
