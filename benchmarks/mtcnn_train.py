@@ -47,7 +47,8 @@ def main(argv=None) -> int:
     for stage in STAGES:
         samples = {split: os.path.join(args.root, "samples", f"{stage}_{split}") for split in ("train", "val")}
         for split, dirs in (("train", train_dirs), ("val", val_dirs)):
-            previous = ["--previous", *runs] if runs else []
+            # R-Net and O-Net regress the points that the cascade outputs: 10 landmark windows a face, not 4
+            previous = ["--previous", *runs, "--landmark-candidates", "10"] if runs else []
             seconds[f"{stage} samples {split}"] = run(
                 "-m", "tfrecords_tools.mtcnn_samples", "--stage", stage, "--data", *dirs, "--out", samples[split],
                 "--workers", str(args.workers), *previous)

@@ -33,6 +33,8 @@ def parse_args(argv):
     p.add_argument("--workers", type=int, default=os.cpu_count(), help="processes (default: all cores)")
     p.add_argument("--negatives", type=int, default=12, help="random windows per image (default 12)")
     p.add_argument("--candidates", type=int, default=10, help="jittered windows per face (default 10)")
+    p.add_argument("--landmark-candidates", type=int, default=4,
+                   help="jittered windows per face with five points, kept as landmark samples (default 4)")
     p.add_argument("--mined-negatives", type=int, default=24,
                    help="at most this many mined negative windows per image (default 24)")
     p.add_argument("--seed", type=int, default=0)
@@ -45,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = SampleSettings(stage=args.stage, data_dirs=tuple(args.data), previous=tuple(args.previous),
                                   negatives_per_image=args.negatives, candidates_per_face=args.candidates,
+                                  landmark_candidates_per_face=args.landmark_candidates,
                                   mined_negatives_per_image=args.mined_negatives, seed=args.seed)
         for folder in (*args.data, *args.previous):
             if not os.path.isdir(folder):
