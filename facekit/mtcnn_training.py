@@ -52,8 +52,9 @@ def _parsed(files: list[str], size: int, deterministic: bool = True):
     return ds.unbatch().map(lambda x: {k: x[k] for k in ("image", "kind", "box", "landmarks")})
 
 
-def mixed_samples(record_dirs: list[str], stage: str, shuffle_buffer: int, seed: int):
-    """Infinite samples, each kind from its own shuffled, repeated stream, drawn 3:1:1:2."""
+def mixed_samples(record_dirs: list[str], stage: str, shuffle_buffer: int, seed: int, cache: bool = True):
+    """Infinite samples, each kind from its own shuffled, repeated stream, drawn 3:1:1:2. With cache, each
+    stream keeps its parsed windows in memory after the first pass (the records are read once, not every epoch)."""
     files = [f for d in record_dirs for f in records.record_files(d)]
     counts, size = kind_counts(record_dirs, stage), STAGE_SIZES[stage]
     present = [kind for kind in SampleKind if counts[KIND_NAMES[kind]] > 0]
@@ -61,11 +62,16 @@ def mixed_samples(record_dirs: list[str], stage: str, shuffle_buffer: int, seed:
         raise ValueError(f"{record_dirs}: the face loss needs negative and positive samples, found {counts}")
     streams = []
     for kind in present:
-        names = tf.data.Dataset.from_tensor_slices(files).shuffle(len(files), seed=seed + kind).repeat()
-        stream = names.interleave(lambda f: _parsed([f], size), cycle_length=min(4, len(files)),
-                                  num_parallel_calls=AUTOTUNE, deterministic=True)
         buffer = max(1, min(shuffle_buffer, counts[KIND_NAMES[kind]]))
-        streams.append(stream.filter(lambda x, k=int(kind): x["kind"] == k).shuffle(buffer, seed=seed + kind))
+        keep = lambda x, k=int(kind): x["kind"] == k  # noqa: E731
+        if cache:
+            stream = _parsed(files, size).filter(keep).cache().shuffle(buffer, seed=seed + kind).repeat()
+        else:
+            names = tf.data.Dataset.from_tensor_slices(files).shuffle(len(files), seed=seed + kind).repeat()
+            stream = names.interleave(lambda f: _parsed([f], size), cycle_length=min(4, len(files)),
+                                      num_parallel_calls=AUTOTUNE, deterministic=True)
+            stream = stream.filter(keep).shuffle(buffer, seed=seed + kind)
+        streams.append(stream)
     weights = np.array([MIX[KIND_NAMES[kind]] for kind in present], np.float64)
     return tf.data.Dataset.sample_from_datasets(streams, list(weights / weights.sum()), seed=seed)
 
@@ -95,7 +101,7 @@ def normalize(images):
 def training_dataset(record_dirs: list[str], stage: str, config: Config):
     """Batches (normalised windows (B, S, S, 3), {"kind", "box", "landmarks"}), mixed 3:1:1:2 and jittered."""
     seed = config.train.seed
-    ds = mixed_samples(record_dirs, stage, config.data.shuffle_buffer, seed)
+    ds = mixed_samples(record_dirs, stage, config.data.shuffle_buffer, seed, config.data.cache)
     ds = ds.batch(config.data.batch_size, drop_remainder=True).enumerate()
 
     def augment(step, batch):
