@@ -9,10 +9,11 @@ Rerunning resumes unfinished training runs and reuses finished ones.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import sys
+
+from facekit.files import read_json
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IBUG = os.path.join(os.path.dirname(ROOT), "shared", "data", "ibug68")
@@ -57,7 +58,7 @@ def main(argv=None) -> int:
         return 2
     sys.path.insert(0, os.path.join(ROOT, "training"))
     import train
-    from facekit.evaluation import draw_predictions, evaluate_run, format_report, plot_ced, write_json
+    from facekit.evaluation import draw_predictions, evaluate_run, format_report, plot_ced, write_metrics
 
     splits = prepare_data(args.work)
     rows, curves = [], {}
@@ -68,10 +69,10 @@ def main(argv=None) -> int:
                              "--set", f"train.max_minutes={args.minutes}", *args.set])
             if rc:
                 return rc
-        metrics = json.load(open(os.path.join(run, "metrics.json")))
+        metrics = read_json(os.path.join(run, "metrics.json"))
         result = evaluate_run(run, splits["test"])
         print(format_report(result))
-        write_json(result, os.path.join(run, "helen_test.json"), run, splits["test"])
+        write_metrics(result, os.path.join(run, "helen_test.json"), run, splits["test"])
         draw_predictions(result, os.path.join(run, "helen_test_worst.jpg"), worst=True)
         curves[model] = result["nme"]
         rows.append((model, metrics, result["summary"]))

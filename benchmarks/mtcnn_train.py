@@ -16,13 +16,13 @@ Every step resumes: rerunning after an interruption carries on where it stopped.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
 import time
 
 from dbface_accuracy import SHARED, prepare_records
+from facekit.files import read_json
 
 STAGES = ("pnet", "rnet", "onet")
 
@@ -60,13 +60,13 @@ def main(argv=None) -> int:
         seconds[f"AFW {name}"] = run("training/evaluate_detection.py", "--detector", "mtcnn", "--weights", *weights,
                                      "--gt", os.path.join(afw, "label.txt"), "--images", os.path.join(afw, "images"),
                                      "--json", os.path.join(args.root, name))
-    train_seconds = sum(json.load(open(os.path.join(r, "metrics.json")))["train_seconds"] for r in runs)
+    train_seconds = sum(read_json(os.path.join(r, "metrics.json"))["train_seconds"] for r in runs)
     print(f"\n{'step':<24}{'minutes':>9}")
     for step, value in seconds.items():
         print(f"{step:<24}{value / 60:>9.1f}")
     print(f"{'training, all stages':<24}{train_seconds / 60:>9.1f}")
     for name in ("afw.json", "afw_package.json"):
-        result = json.load(open(os.path.join(args.root, name)))
+        result = read_json(os.path.join(args.root, name))
         print(f"{name}: AP@0.5 {result['ap']:.4f}, five-point NME {result['five_point_nme']:.4f} "
               f"on {result['nme_faces']} matched faces")
     return 0

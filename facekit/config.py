@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 
 import yaml
 
+from facekit.files import read_yaml
+
 
 @dataclass(frozen=True)
 class DataConfig:
@@ -142,8 +144,7 @@ def apply_override(values: dict, assignment: str) -> None:
 
 def load_config(path: str, overrides: list[str] = (), model: str | None = None) -> Config:
     """YAML file + `a.b=value` overrides -> Config. ValueError names the file and the bad key."""
-    with open(path, encoding="utf-8") as f:
-        values = yaml.safe_load(f) or {}
+    values = read_yaml(path) or {}
     if model is not None:
         values.setdefault("model", model)
     for assignment in overrides:

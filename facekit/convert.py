@@ -19,10 +19,12 @@ import numpy as np
 from tqdm import tqdm
 
 from facekit import records
+from facekit.files import read_json, write_json
 from facekit.draw import draw_points, tile
 from facekit.datasets import DatasetFormat, ReaderOptions, Sample, SampleError, get_format
 from facekit.geometry import crop_and_resize, landmark_box_xyxy, points_to_crop_norm, square_crop_box
 from facekit.pose import estimate_pose
+from facekit.verify import shard_digest, verify_folder
 
 PARTIAL_STATE = "conversion.partial.json"
 PREVIEW = "preview.jpg"
@@ -225,13 +227,6 @@ def filter_by_split_list(items: list, split_list: str) -> list:
     return kept
 
 
-def _save_json(path: str, payload: dict) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(payload, f, indent=1)
-    os.replace(tmp, path)
-
-
 def _prepare_output(output_dir: str, fingerprint: dict, overwrite: bool) -> dict | None:
     """Create the folder; return the finished-shards state to resume from, or a complete manifest to reuse."""
     os.makedirs(output_dir, exist_ok=True)
@@ -239,16 +234,15 @@ def _prepare_output(output_dir: str, fingerprint: dict, overwrite: bool) -> dict
     state_path = os.path.join(output_dir, PARTIAL_STATE)
     previous = None
     for path in (manifest_path, state_path):
-        if os.path.exists(path):
-            with open(path, encoding="utf-8") as f:
-                previous = json.load(f)
+        if os.path.exists(path) and not overwrite:
+            previous = read_json(path)
             break
-    if previous is not None and not overwrite:
+    if previous is not None:
         if previous.get("fingerprint") != fingerprint:
             raise ConversionError(f"{output_dir} holds a conversion with other settings or input; "
                                   "choose another --output or pass --overwrite")
         return previous
-    if previous is None and records.stray_shards(output_dir) and not overwrite:
+    if records.stray_shards(output_dir) and not overwrite:
         raise ConversionError(f"{output_dir} has .tfrecord files but no manifest; pass --overwrite to replace them")
     _remove_outputs(output_dir)
     return None
@@ -272,6 +266,25 @@ def convert_dataset(input_dir: str, output_dir: str, settings, name: str | None 
     None, the settings name their record folders). Raises ValueError for bad arguments or input,
     ConversionError when no sample could be converted.
     """
+    items, name, num_shards, fingerprint = _plan(input_dir, settings, name, split_list)
+    previous = _prepare_output(output_dir, fingerprint, overwrite)
+    if previous is not None and "shards" in previous:
+        return previous  # an identical, complete conversion is already there
+    done = {int(k): v for k, v in (previous or {}).get("done", {}).items()}
+    todo_items = _shard_items([k for k in range(num_shards) if k not in done], len(items), settings.shard_size)
+    with tqdm(total=len(items), initial=len(items) - len(todo_items), unit="img", disable=not progress,
+              desc=f"convert {settings.format}") as bar:
+        for k, result in _shard_results(todo_items, items, input_dir, settings, workers, bar):
+            done[k] = _write_shard(output_dir, records.shard_name(name, k, num_shards), result, settings)
+            if k == 0:
+                settings.write_preview(os.path.join(output_dir, PREVIEW),
+                                       [r for _, r in result if not isinstance(r, str)])
+            write_json(os.path.join(output_dir, PARTIAL_STATE), {"fingerprint": fingerprint, "done": done})
+    return _finish(output_dir, fingerprint, settings, name, num_shards, done)
+
+
+def _plan(input_dir, settings, name, split_list) -> tuple[list, str, int, dict]:
+    """(items, shard name prefix, number of shards, fingerprint) of a conversion."""
     if input_dir is not None and not os.path.isdir(input_dir):
         raise ValueError(f"{input_dir}: input folder does not exist")
     items = settings.list_items(input_dir)
@@ -280,26 +293,39 @@ def convert_dataset(input_dir: str, output_dir: str, settings, name: str | None 
     if not items:
         raise ValueError(f"{input_dir}: no {settings.format} samples found")
     name = name or settings.format
-    num_shards = math.ceil(len(items) / settings.shard_size)
     fingerprint = {"input": input_dir and os.path.abspath(input_dir), "name": name, "num_items": len(items),
                    "split_list": split_list, "settings": asdict(settings), "schema_version": records.SCHEMA_VERSION}
     fingerprint = json.loads(json.dumps(fingerprint))  # as it reads back from the manifest (tuples -> lists)
-    previous = _prepare_output(output_dir, fingerprint, overwrite)
-    if previous is not None and "shards" in previous:
-        return previous  # an identical, complete conversion is already there
-    done = {int(k): v for k, v in (previous or {}).get("done", {}).items()}
-    todo = [k for k in range(num_shards) if k not in done]
-    todo_items = [(k, i) for k in todo for i in range(k * settings.shard_size,
-                                                      min((k + 1) * settings.shard_size, len(items)))]
-    with tqdm(total=len(items), initial=len(items) - len(todo_items), unit="img", disable=not progress,
-              desc=f"convert {settings.format}") as bar:
+    return items, name, math.ceil(len(items) / settings.shard_size), fingerprint
+
+
+def _shard_items(shards: list[int], num_items: int, shard_size: int) -> list[tuple[int, int]]:
+    """(shard index, item index) of every item of the given shards."""
+    return [(k, i) for k in shards for i in range(k * shard_size, min((k + 1) * shard_size, num_items))]
+
+
+def repair_dataset(input_dir: str, output_dir: str, settings, name: str | None = None, workers: int = 1,
+                   split_list: str | None = None, progress: bool = True) -> list:
+    """Rewrite only the shards of a finished conversion that fail the deep check (facekit.verify), from the
+    same input and settings; returns the problems found (empty: nothing to do). Conversion is deterministic,
+    so each rewritten shard must equal its manifest entry (count, SHA-256) or it is not put in place."""
+    items, name, _, fingerprint = _plan(input_dir, settings, name, split_list)
+    if not os.path.exists(os.path.join(output_dir, records.MANIFEST)):
+        unfinished = os.path.exists(os.path.join(output_dir, PARTIAL_STATE))
+        raise ConversionError(f"{output_dir}: " + ("unfinished conversion: run it again without --repair to "
+                                                   "resume it" if unfinished else "no manifest, nothing to "
+                                                   "repair: convert the folder (with --overwrite)"))
+    manifest, problems = verify_folder(output_dir, deep=True)
+    if manifest.get("fingerprint") != fingerprint:
+        raise ConversionError(f"{output_dir} was converted from other input or settings: --repair needs the "
+                              f"arguments of the original conversion (its input: {manifest['fingerprint']['input']})")
+    entries = {s["file"]: k for k, s in enumerate(manifest["shards"])}
+    todo_items = _shard_items(sorted(entries[p.file] for p in problems), len(items), settings.shard_size)
+    with tqdm(total=len(todo_items), unit="img", disable=not progress, desc="repair") as bar:
         for k, result in _shard_results(todo_items, items, input_dir, settings, workers, bar):
-            done[k] = _write_shard(output_dir, records.shard_name(name, k, num_shards), result, settings)
-            if k == 0:
-                settings.write_preview(os.path.join(output_dir, PREVIEW),
-                                       [r for _, r in result if not isinstance(r, str)])
-            _save_json(os.path.join(output_dir, PARTIAL_STATE), {"fingerprint": fingerprint, "done": done})
-    return _finish(output_dir, fingerprint, settings, name, num_shards, done)
+            entry = manifest["shards"][k]
+            _write_shard(output_dir, entry["file"], result, settings, expected=entry)
+    return problems
 
 
 def _convert_block(block: list) -> list:
@@ -354,10 +380,11 @@ def _shard_results(todo_items, items, input_dir, settings, workers, bar):
         yield current, batch
 
 
-def _write_shard(output_dir: str, file_name: str, results: list, settings) -> dict:
-    """Write one shard atomically; returns its entry {file, num_records, skipped} plus the job's own per-shard
-    fields (settings.shard_fields: faces for detection records, sample kinds for MTCNN samples). An item's
-    serialised payload is one example, or a list of examples (MTCNN: many samples per image)."""
+def _write_shard(output_dir: str, file_name: str, results: list, settings, expected: dict | None = None) -> dict:
+    """Write one shard atomically; returns its entry {file, num_records, bytes, sha256, skipped} plus the job's
+    own per-shard fields (settings.shard_fields: faces for detection records, sample kinds for MTCNN samples).
+    An item's serialised payload is one example, or a list of examples (MTCNN: many samples per image).
+    `expected` (repair): the manifest's entry the new shard must equal, else nothing is replaced."""
     import tensorflow as tf
 
     path = os.path.join(output_dir, file_name)
@@ -372,9 +399,16 @@ def _write_shard(output_dir: str, file_name: str, results: list, settings) -> di
                 writer.write(example)
             count += len(payload)
             converted.append((source, result[0]))
+    digest = shard_digest(path + ".tmp")
+    if expected is not None and (count, digest["sha256"]) != (expected["num_records"], expected.get("sha256",
+                                                                                                  digest["sha256"])):
+        os.remove(path + ".tmp")
+        raise ConversionError(f"{path}: converted again, it differs from the manifest ({count} records, "
+                              f"{expected['num_records']} recorded): the input or the code changed since the "
+                              f"conversion; convert the folder again with --overwrite")
     os.replace(path + ".tmp", path)
     extra = settings.shard_fields(converted) if hasattr(settings, "shard_fields") else {}
-    return {"file": file_name, "num_records": count, "skipped": skipped, **extra}
+    return {"file": file_name, "num_records": count, **digest, "skipped": skipped, **extra}
 
 
 def write_preview(path: str, results: list, count: int = 32) -> None:
@@ -404,13 +438,13 @@ def _finish(output_dir, fingerprint, settings, name, num_shards, done) -> dict:
         "num_skipped": len(skipped),
         "skipped_by_reason": reason_counts(skipped),
         "skipped": skipped,
-        "shards": [{"file": s["file"], "num_records": s["num_records"]} for s in shards],
+        "shards": [{k: s[k] for k in ("file", "num_records", "bytes", "sha256")} for s in shards],
         "conventions": {"points": "landmarks/points normalised to crop/box_xyxy; boxes in continuous source "
                                   "pixels where pixel i covers [i, i+1)",
                         "pose": "pitch, yaw, roll radians, 300W-LP signs (facekit.pose)"},
         "fingerprint": fingerprint,
     }
-    _save_json(os.path.join(output_dir, records.MANIFEST), manifest)
+    write_json(os.path.join(output_dir, records.MANIFEST), manifest)
     os.remove(os.path.join(output_dir, PARTIAL_STATE))
     return manifest
 

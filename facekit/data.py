@@ -14,6 +14,7 @@ from facekit import records
 from facekit.augment import augment
 from facekit.config import AugmentConfig, DataConfig
 from facekit.landmarks import LandmarkScheme, get_scheme
+from facekit.verify import naming_damaged_shards
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -53,7 +54,8 @@ def read_crops(record_dirs: list[str], input_size: int, parallel_reads: int = 4,
 
 def _stack(ds, record_dirs: list[str], keys: tuple[str, ...]) -> dict:
     """A finite dataset of dicts -> {key: stacked numpy array}; ValueError naming the folders when empty."""
-    rows = list(ds.as_numpy_iterator())
+    with naming_damaged_shards(record_dirs):
+        rows = list(ds.as_numpy_iterator())
     if not rows:
         raise ValueError(f"no records in {record_dirs}")
     return {key: np.stack([r[key] for r in rows]) for key in keys}

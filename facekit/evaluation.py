@@ -1,8 +1,6 @@
 """Evaluate a trained run on converted records: per-sample NME, summary, yaw table, CED plot, picture grid."""
 from __future__ import annotations
 
-import json
-
 import cv2
 import numpy as np
 
@@ -10,6 +8,7 @@ from facekit import data
 from facekit.draw import draw_points, tile
 from facekit.metrics import ced_curve, nme_per_sample, summarize, summarize_by_yaw
 from facekit.training import load_run, predict_points
+from facekit.files import write_json
 
 
 def evaluate_run(run_dir: str, record_dirs: list[str], normalize: str = "inter_ocular") -> dict:
@@ -26,10 +25,9 @@ def evaluate_run(run_dir: str, record_dirs: list[str], normalize: str = "inter_o
             "nme": nme, "images": arrays["image"], "points_pred": predicted, "points_true": arrays["points_norm"]}
 
 
-def write_json(result: dict, path: str, run_dir: str, record_dirs: list[str]) -> None:
+def write_metrics(result: dict, path: str, run_dir: str, record_dirs: list[str]) -> None:
     """The summary (fractions) and the yaw table as JSON."""
-    with open(path, "w") as f:
-        json.dump({**result["summary"], "by_yaw": result["by_yaw"], "run": run_dir, "data": record_dirs}, f, indent=1)
+    write_json(path, {**result["summary"], "by_yaw": result["by_yaw"], "run": run_dir, "data": record_dirs})
 
 
 def format_report(result: dict) -> str:

@@ -6,7 +6,6 @@ and training-only outputs (PFLD's pose) are gone.
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 
@@ -16,6 +15,7 @@ import tensorflow as tf
 
 from facekit import data, records
 from facekit.metrics import nme_per_sample
+from facekit.files import read_json, write_json
 
 FORMATS = ("saved_model", "tflite_fp32", "tflite_fp16", "tflite_int8")
 # parity bars: float32 max |diff| as a fraction of the crop side; float16 / int8 NME drift in NME units
@@ -117,7 +117,7 @@ def export_run(run_dir: str, out_dir: str, formats=FORMATS, val_dirs: list[str] 
     if unknown:
         raise ValueError(f"unknown format(s) {unknown}; choose from {list(FORMATS)}")
     network, codec, config, spec = rebuild_float32(run_dir)
-    metrics = json.load(open(os.path.join(run_dir, "metrics.json")))
+    metrics = read_json(os.path.join(run_dir, "metrics.json"))
     val_dirs = val_dirs or metrics["val_dirs"]
     train_dirs = train_dirs or metrics["train_dirs"]
     model = serving_model(network, codec, spec.training_only_outputs)
@@ -162,8 +162,7 @@ def write_atomic(path: str, payload: bytes) -> None:
 def finish_report(out_dir: str, report: dict, failures: list[str]) -> dict:
     """Write out_dir/report.json with parity_ok; raise ParityError (after writing) when a bar was missed."""
     report["parity_ok"] = not failures
-    with open(os.path.join(out_dir, "report.json"), "w") as f:
-        json.dump(report, f, indent=1)
+    write_json(os.path.join(out_dir, "report.json"), report)
     if failures:
         raise ParityError("; ".join(failures))
     return report
@@ -194,5 +193,4 @@ def write_sidecar(tflite_path: str, model: str, size: int, num_points: int, trai
     sidecar = {"model": model, "input_size": size, "num_points": num_points, "scheme": manifest["scheme"],
                "margin": manifest["margin"], "input": "uint8 RGB crop (1 or N, S, S, 3)",
                "output": "landmarks (N, K, 2) in crop pixels"}
-    with open(os.path.splitext(tflite_path)[0] + ".json", "w") as f:
-        json.dump(sidecar, f, indent=1)
+    write_json(os.path.splitext(tflite_path)[0] + ".json", sidecar)

@@ -1,7 +1,6 @@
 """MTCNN on the TensorFlow side: Keras networks as cascade stages."""
 from __future__ import annotations
 
-import json
 import os
 
 import keras
@@ -9,6 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from facekit.infer.mtcnn import MTCNN
+from facekit.files import write_json
 
 
 def keras_network(model: keras.Model):
@@ -50,8 +50,7 @@ def export_mtcnn(networks: dict[str, keras.Model], out_dir: str, parity_inputs: 
             expected, got = keras_network(model)(x), runner(x)
             diff = max(diff, max(float(np.abs(expected[k] - got[k]).max()) for k in expected))
         report[name] = {"path": os.path.basename(path), "bytes": os.path.getsize(path), "max_abs_diff": diff}
-    with open(os.path.join(out_dir, "report.json"), "w") as f:
-        json.dump(report, f, indent=1)
+    write_json(os.path.join(out_dir, "report.json"), report)
     return report
 
 

@@ -8,21 +8,20 @@ chosen by validation loss), metrics.json, log.csv, augmented_batch.jpg, tensorbo
 """
 from __future__ import annotations
 
-import json
 import os
-import sys
-import time
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from facekit import records
+from facekit.files import read_json, write_json
 from facekit.config import AugmentConfig, Config
 from facekit.mtcnn import LOSS_WEIGHTS, mtcnn_loss
 from facekit.mtcnn_samples import KIND_NAMES, MIX, STAGE_SIZES, SampleKind, write_sample_preview
 from facekit.registry import ModelSpec
-from facekit.training import BEST_MODEL, TimeBudget, finished_metrics, learning_rate, make_optimizer, prepare_run
+from facekit.training import BEST_MODEL, finished_metrics, fit_run, learning_rate, make_optimizer, prepare_run
+from facekit.verify import naming_damaged_shards
 
 AUTOTUNE = tf.data.AUTOTUNE
 LOSS_PARTS = ("face", "box", "landmarks")
@@ -116,7 +115,8 @@ def validation_samples(record_dirs: list[str], stage: str) -> dict:
     for d in record_dirs:
         sample_manifest(d, stage)
     files = [f for d in record_dirs for f in records.record_files(d)]
-    batches = list(_parsed(files, STAGE_SIZES[stage]).batch(4096).as_numpy_iterator())
+    with naming_damaged_shards(record_dirs):
+        batches = list(_parsed(files, STAGE_SIZES[stage]).batch(4096).as_numpy_iterator())
     return {key: np.concatenate([b[key] for b in batches]) for key in batches[0]}
 
 
@@ -183,7 +183,7 @@ class StageValidation(keras.callbacks.Callback):
         spec = tf.TensorSpec([None, *samples["image"].shape[1:]], tf.float32)
         self.forward = tf.function(lambda x: self.network(x, training=False), input_signature=[spec])
         best_path = os.path.join(run_dir, "best.json")
-        self.best = json.load(open(best_path))["val_loss"] if os.path.exists(best_path) else np.inf
+        self.best = read_json(best_path)["val_loss"] if os.path.exists(best_path) else np.inf
 
     def on_epoch_end(self, epoch, logs=None):
         images = self.samples["image"]
@@ -194,8 +194,7 @@ class StageValidation(keras.callbacks.Callback):
         if figures["val_loss"] < self.best:
             self.best = figures["val_loss"]
             self.network.save(os.path.join(self.run_dir, BEST_MODEL))
-            with open(os.path.join(self.run_dir, "best.json"), "w") as f:
-                json.dump({**figures, "epoch": epoch + 1}, f)
+            write_json(os.path.join(self.run_dir, "best.json"), {**figures, "epoch": epoch + 1})
 
 
 def save_augmented_preview(dataset, stage: str, path: str) -> None:
@@ -229,21 +228,10 @@ def train_mtcnn_stage(spec: ModelSpec, config: Config, train_dirs: list[str], va
     trainer(tf.zeros((1, size, size, 3)))  # BackupAndRestore needs a built model
     trainer.compile(optimizer=make_optimizer(config.optimizer,
                                              learning_rate(config.schedule, steps * config.train.epochs)))
-    callbacks = [StageValidation(network, samples, weights, run_dir),
-                 keras.callbacks.BackupAndRestore(os.path.join(run_dir, "backup")),
-                 keras.callbacks.CSVLogger(os.path.join(run_dir, "log.csv"), append=True),
-                 keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard"), write_graph=False),
-                 TimeBudget(config.train.max_minutes, run_dir), keras.callbacks.TerminateOnNaN()]
-    start = time.monotonic()
-    history = trainer.fit(train_ds, epochs=config.train.epochs, steps_per_epoch=steps, callbacks=callbacks,
-                          verbose=1 if sys.stdout.isatty() else 2)
-    with open(os.path.join(run_dir, "best.json")) as f:
-        best = json.load(f)
+    fitted = fit_run(trainer, train_ds, config, steps, StageValidation(network, samples, weights, run_dir), run_dir)
+    best = read_json(os.path.join(run_dir, "best.json"))
     metrics = {"model": spec.name, "best_val_loss": best["val_loss"], "best_epoch": best["epoch"], "best": best,
-               "epochs_run": len(history.history.get("loss", [])),
-               "train_seconds": round(time.monotonic() - start, 1), "train_samples": counts,
-               "val_samples": int(len(samples["kind"])), "train_dirs": train_dirs, "val_dirs": val_dirs,
-               "history": {k: [float(v) for v in vs] for k, vs in history.history.items()}}
-    with open(os.path.join(run_dir, "metrics.json"), "w") as f:
-        json.dump(metrics, f, indent=1)
+               **fitted, "train_samples": counts, "val_samples": int(len(samples["kind"])),
+               "train_dirs": train_dirs, "val_dirs": val_dirs}
+    write_json(os.path.join(run_dir, "metrics.json"), metrics)
     return metrics

@@ -35,11 +35,12 @@ records) start without it.
 from __future__ import annotations
 
 import glob
-import json
 import os
 from dataclasses import dataclass
 
 import numpy as np
+
+from facekit.files import read_json
 
 SCHEMA_VERSION = 1
 NUM_ATTRIBUTES = 6
@@ -253,8 +254,9 @@ def load_manifest(record_dir: str, task: str | None = None) -> dict:
     path = os.path.join(record_dir, MANIFEST)
     if not os.path.isfile(path):
         raise ValueError(f"{path}: no manifest; is {record_dir} a converted record folder?")
-    with open(path, encoding="utf-8") as f:
-        manifest = json.load(f)
+    manifest = read_json(path)
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("shards", []), list):
+        raise ValueError(f"{path}: not a manifest (no shard list); the file is damaged: convert the folder again")
     if manifest.get("schema_version") != SCHEMA_VERSION:
         raise ValueError(f"{path}: schema_version {manifest.get('schema_version')}, this code reads "
                          f"{SCHEMA_VERSION}; convert the data again")
@@ -266,13 +268,12 @@ def load_manifest(record_dir: str, task: str | None = None) -> dict:
 
 
 def record_files(record_dir: str) -> list[str]:
-    """The shard files listed in the folder's manifest, in order."""
-    manifest = load_manifest(record_dir)
-    files = [os.path.join(record_dir, s["file"]) for s in manifest["shards"]]
-    missing = [f for f in files if not os.path.isfile(f)]
-    if missing:
-        raise ValueError(f"{record_dir}: manifest lists missing shard(s) {missing[:3]}")
-    return files
+    """The shard files listed in the folder's manifest, in order, after the fast integrity check (once per
+    process): facekit.verify.DamagedRecordsError names any missing, cut or altered shard and the fix."""
+    from facekit.verify import require_intact
+
+    require_intact(record_dir)
+    return [os.path.join(record_dir, s["file"]) for s in load_manifest(record_dir)["shards"]]
 
 
 def read_records(record_dir: str, decode_image: bool = True) -> list[dict]:

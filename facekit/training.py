@@ -6,7 +6,6 @@ run resumes where it stopped).
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -15,7 +14,6 @@ import cv2
 import keras
 import numpy as np
 import tensorflow as tf
-import yaml
 
 from facekit import data, losses
 from facekit.codecs import codec_from_dict, make_codec
@@ -23,6 +21,7 @@ from facekit.config import Config, OptimizerConfig, ScheduleConfig, save_config
 from facekit.draw import draw_points, tile
 from facekit.metrics import nme_per_sample
 from facekit.registry import ModelSpec
+from facekit.files import read_json, read_yaml, write_json
 
 BEST_MODEL = "best.keras"
 
@@ -103,7 +102,7 @@ class ValidationNME(keras.callbacks.Callback):
         self.normalize, self.run_dir = normalize, run_dir
         self.predict = points_function(network, codec)
         best_path = os.path.join(run_dir, "best.json")
-        self.best = json.load(open(best_path))["val_nme"] if os.path.exists(best_path) else np.inf
+        self.best = read_json(best_path)["val_nme"] if os.path.exists(best_path) else np.inf
 
     def on_epoch_end(self, epoch, logs=None):
         predicted = predict_points(self.network, self.codec, self.val["image"], function=self.predict)
@@ -112,8 +111,7 @@ class ValidationNME(keras.callbacks.Callback):
         if nme < self.best:
             self.best = nme
             self.network.save(os.path.join(self.run_dir, BEST_MODEL))
-            with open(os.path.join(self.run_dir, "best.json"), "w") as f:
-                json.dump({"val_nme": nme, "epoch": epoch + 1}, f)
+            write_json(os.path.join(self.run_dir, "best.json"), {"val_nme": nme, "epoch": epoch + 1})
 
 
 class TimeBudget(keras.callbacks.Callback):
@@ -125,7 +123,9 @@ class TimeBudget(keras.callbacks.Callback):
         super().__init__()
         self.max_minutes, self.start = max_minutes, time.monotonic()
         self.path = os.path.join(run_dir, "elapsed.json") if run_dir else None
-        self.before = json.load(open(self.path))["seconds"] if self.path and os.path.exists(self.path) else 0.0
+        earlier = read_json(self.path) if self.path and os.path.exists(self.path) else {}
+        self.before = self.seconds = earlier.get("seconds", 0.0)  # seconds: all sessions of the run so far
+        self.epochs = earlier.get("epochs", 0)
         self.longest_epoch, self.epoch_start = 0.0, self.start
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -133,11 +133,11 @@ class TimeBudget(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         now = time.monotonic()
-        seconds = self.before + now - self.start
+        self.seconds = seconds = self.before + now - self.start
+        self.epochs = epoch + 1
         self.longest_epoch = max(self.longest_epoch, now - self.epoch_start)
         if self.path:
-            with open(self.path, "w") as f:
-                json.dump({"seconds": round(seconds, 1), "epochs": epoch + 1}, f)
+            write_json(self.path, {"seconds": round(seconds, 1), "epochs": self.epochs})
         if self.max_minutes is not None and seconds + self.longest_epoch > 60 * self.max_minutes:
             print(f"time budget of {self.max_minutes} min: {seconds:.0f} s used after epoch {epoch + 1} and another "
                   f"epoch would take about {self.longest_epoch:.0f} s; stopping")
@@ -149,13 +149,11 @@ def prepare_run(config: Config, run_dir: str):
     os.makedirs(run_dir, exist_ok=True)
     config_path, codec_path = os.path.join(run_dir, "config.yaml"), os.path.join(run_dir, "codec.json")
     if os.path.exists(config_path):
-        with open(config_path, encoding="utf-8") as f:
-            if yaml.safe_load(f) != config.to_dict():
-                raise ValueError(f"{run_dir} holds a run with another config ({config_path}); use a new --out")
+        if read_yaml(config_path) != config.to_dict():
+            raise ValueError(f"{run_dir} holds a run with another config ({config_path}); use a new --out")
     save_config(config, config_path)
     if os.path.exists(codec_path):
-        with open(codec_path) as f:
-            return codec_from_dict(json.load(f))
+        return codec_from_dict(read_json(codec_path))
     return None
 
 
@@ -165,8 +163,7 @@ def finished_metrics(run_dir: str) -> dict | None:
     if not os.path.exists(path):
         return None
     print(f"{run_dir} has finished already (metrics.json); use a new --out to train again")
-    with open(path) as f:
-        return json.load(f)
+    return read_json(path)
 
 
 def pfld_targets(annotations: dict, cap: float):
@@ -198,8 +195,7 @@ def train(spec: ModelSpec, config: Config, train_dirs: list[str], val_dirs: list
         return finished
     if codec is None:
         codec = make_codec(spec.codec, scheme.num_points, annotations["points_norm"], **config.codec_args)
-        with open(os.path.join(run_dir, "codec.json"), "w") as f:
-            json.dump(codec.to_dict(), f)
+        write_json(os.path.join(run_dir, "codec.json"), codec.to_dict())
     network = spec.build(scheme.num_points, **codec.build_args, **config.model_args)
     input_size = network.input_shape[1]
     start_from_mean_shape(network, codec, annotations["points_norm"])
@@ -218,26 +214,30 @@ def train(spec: ModelSpec, config: Config, train_dirs: list[str], val_dirs: list
     trainer(tf.zeros((1, input_size, input_size, 3)))  # BackupAndRestore needs a built model
     trainer.compile(optimizer=make_optimizer(config.optimizer,
                                              learning_rate(config.schedule, steps * config.train.epochs)))
-    callbacks = [ValidationNME(network, codec, scheme, val, config.train.normalize, run_dir),
-                 keras.callbacks.BackupAndRestore(os.path.join(run_dir, "backup")),
-                 keras.callbacks.CSVLogger(os.path.join(run_dir, "log.csv"), append=True),
-                 keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard"), write_graph=False),
-                 TimeBudget(config.train.max_minutes, run_dir)]
-    start = time.monotonic()
-    history = trainer.fit(train_ds, epochs=config.train.epochs, steps_per_epoch=steps, callbacks=callbacks,
-                          shuffle=False,
-                          verbose=1 if sys.stdout.isatty() else 2)
-    with open(os.path.join(run_dir, "best.json")) as f:
-        best = json.load(f)
-    metrics = {"model": spec.name, "best_val_nme": best["val_nme"], "best_epoch": best["epoch"],
-               "epochs_run": len(history.history.get("loss", [])), "train_seconds": round(time.monotonic() - start, 1),
+    validation = ValidationNME(network, codec, scheme, val, config.train.normalize, run_dir)
+    fitted = fit_run(trainer, train_ds, config, steps, validation, run_dir)
+    best = read_json(os.path.join(run_dir, "best.json"))
+    metrics = {"model": spec.name, "best_val_nme": best["val_nme"], "best_epoch": best["epoch"], **fitted,
                "train_records": data.count_records(train_dirs), "val_records": len(val["image"]),
                "train_dirs": train_dirs, "val_dirs": val_dirs, "input_size": input_size,
-               "normalize": config.train.normalize, "history": {k: [float(v) for v in vs]
-                                                                for k, vs in history.history.items()}}
-    with open(os.path.join(run_dir, "metrics.json"), "w") as f:
-        json.dump(metrics, f, indent=1)
+               "normalize": config.train.normalize}
+    write_json(os.path.join(run_dir, "metrics.json"), metrics)
     return metrics
+
+
+def fit_run(trainer, train_ds, config, steps: int, validation, run_dir: str) -> dict:
+    """Fit with a run's callbacks: `validation` (best checkpoint), backup for resuming, CSV log, TensorBoard,
+    the time budget, stop on NaN. Returns epochs_run and train_seconds over every session of the run (a resumed
+    run counts its earlier ones) and this session's history."""
+    budget = TimeBudget(config.train.max_minutes, run_dir)
+    callbacks = [validation, keras.callbacks.BackupAndRestore(os.path.join(run_dir, "backup")),
+                 keras.callbacks.CSVLogger(os.path.join(run_dir, "log.csv"), append=True),
+                 keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard"), write_graph=False),
+                 budget, keras.callbacks.TerminateOnNaN()]
+    history = trainer.fit(train_ds, epochs=config.train.epochs, steps_per_epoch=steps, callbacks=callbacks,
+                          shuffle=False, verbose=1 if sys.stdout.isatty() else 2)
+    return {"epochs_run": budget.epochs, "train_seconds": round(budget.seconds, 1),
+            "history": {k: [float(v) for v in vs] for k, vs in history.history.items()}}
 
 
 def load_run_files(run_dir: str):
@@ -245,10 +245,8 @@ def load_run_files(run_dir: str):
     for name in (BEST_MODEL, "codec.json", "config.yaml"):
         if not os.path.exists(os.path.join(run_dir, name)):
             raise ValueError(f"{run_dir}: no {name}; is this a run folder that has finished an epoch?")
-    with open(os.path.join(run_dir, "codec.json")) as f:
-        codec = codec_from_dict(json.load(f))
-    with open(os.path.join(run_dir, "config.yaml"), encoding="utf-8") as f:
-        config = yaml.safe_load(f)
+    codec = codec_from_dict(read_json(os.path.join(run_dir, "codec.json")))
+    config = read_yaml(os.path.join(run_dir, "config.yaml"))
     return codec, config
 
 

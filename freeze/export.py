@@ -19,6 +19,8 @@ import argparse
 import os
 import sys
 
+from facekit.files import read_yaml
+
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -54,15 +56,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def is_detector_run(run_dir: str) -> bool:
-    import yaml
-
     from facekit.registry import get_spec
 
     path = os.path.join(run_dir, "config.yaml")
     if not os.path.isfile(path):
         return False
-    with open(path, encoding="utf-8") as f:
-        return get_spec(yaml.safe_load(f)["model"]).codec == "centernet"
+    return get_spec(read_yaml(path)["model"]).codec == "centernet"
 
 
 def formats(args) -> list[str]:

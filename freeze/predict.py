@@ -17,13 +17,14 @@ writes the boxes, scores and points of every image (and every video frame) besid
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections import defaultdict
 
 import cv2
 import numpy as np
+
+from facekit.files import write_json
 
 VIDEO_EXTENSIONS = {".mp4", ".avi", ".mov", ".mkv", ".webm"}
 
@@ -88,12 +89,6 @@ def faces_json(boxes, points, scores=None) -> list[dict]:
             face["score"] = round(float(scores[k]), 4)
         out.append(face)
     return out
-
-
-def write_json(path: str, payload) -> None:
-    with open(path + ".tmp", "w") as f:
-        json.dump(payload, f)
-    os.replace(path + ".tmp", path)
 
 
 def predict_image(predictor, path, boxes, out_dir, pipeline=None, as_json=False):

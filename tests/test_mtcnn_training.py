@@ -1,11 +1,13 @@
 """MTCNN training: the cascade's inverse targets, sample cutting (kinds, targets, determinism, resume) and training."""
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
 
 import models  # noqa: F401
+from facekit import records
 from facekit.boxes import box_iou, calibrate
 from facekit.convert import convert_dataset
 from facekit.infer.mtcnn import MTCNN, normalize, pnet_candidates, training_targets
@@ -176,3 +178,18 @@ def test_training_refuses_samples_of_another_stage(pnet_samples, tmp_path):
     assert train.main(["--model", "mtcnn_rnet", "--data", pnet_samples[0], "--val-data", pnet_samples[1],
                        "--out", str(tmp_path / "r")]) == 2
     assert train.main(["--model", "mtcnn_onet", "--out", str(tmp_path / "o")]) == 2
+
+
+def test_sample_repair_rewrites_a_cut_shard_identically(pnet_samples, synthetic_scene_records, tmp_path, capsys):
+    from tfrecords_tools import mtcnn_samples
+
+    folder = str(tmp_path / "copy")
+    shutil.copytree(pnet_samples[0], folder)
+    shard = os.path.join(folder, records.load_manifest(folder)["shards"][0]["file"])
+    original = open(shard, "rb").read()
+    with open(shard, "r+b") as f:
+        f.truncate(len(original) - 10)
+    argv = ["--stage", "pnet", "--data", synthetic_scene_records[0], "--out", folder, "--workers", "1", "--repair"]
+    assert mtcnn_samples.main(argv) == 0
+    assert "rewrote 1 shard(s)" in capsys.readouterr().out
+    assert open(shard, "rb").read() == original

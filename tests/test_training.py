@@ -95,7 +95,9 @@ def test_interrupted_run_resumes_after_the_last_finished_epoch(synthetic_splits,
     monkeypatch.setattr(keras.callbacks.CSVLogger, "on_epoch_end", original)
     assert train.main(argv) == 0
     metrics = json.load(open(os.path.join(run, "metrics.json")))
-    assert metrics["epochs_run"] == 1                      # only the third epoch ran again
+    assert len(metrics["history"]["loss"]) == 1             # only the third epoch ran again
+    assert metrics["epochs_run"] == 3                       # epochs and seconds count both sessions
+    assert metrics["train_seconds"] >= json.load(open(os.path.join(run, "elapsed.json")))["seconds"] - 0.1
     assert [line.split(",")[0] for line in open(os.path.join(run, "log.csv")).read().split()[1:]] == ["0", "1", "2"]
 
 

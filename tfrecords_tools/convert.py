@@ -18,11 +18,12 @@ import os
 import sys
 import time
 
-from facekit.convert import BOX_SOURCES, ConversionError, ConvertSettings, convert_dataset
+from facekit.convert import BOX_SOURCES, ConversionError, ConvertSettings, convert_dataset, repair_dataset
 from facekit.datasets import FORMATS, ReaderOptions
 from facekit.detection.convert import DETECTION_FORMATS, DetectionSettings
 from facekit.datasets.mat3d import LANDMARK_SOURCES
 from facekit.records import MANIFEST
+from facekit.verify import repair_summary
 
 SYNTHETIC_DEFAULT = os.path.join("runs", "synthetic")
 
@@ -52,6 +53,8 @@ def parse_args(argv):
     p.add_argument("--full-decode", action="store_true",
                    help="always decode JPEGs at full size (default: reduced DCT decoding when the crop shrinks 2x+)")
     p.add_argument("--synthetic-count", type=int, default=300, help="faces generated when --input is omitted")
+    p.add_argument("--repair", action="store_true", help="rewrite only the shards of a finished conversion "
+                   "that fail python -m tfrecords_tools.verify --deep (same arguments as the conversion)")
     p.add_argument("--overwrite", action="store_true", help="replace a different conversion in --output")
     return p.parse_args(argv)
 
@@ -84,6 +87,11 @@ def main(argv: list[str] | None = None) -> int:
                 shard_size=args.shard_size, jpeg_quality=args.jpeg_quality, reduced_decode=not args.full_decode,
                 reader=ReaderOptions(landmarks_source=args.landmarks_source,
                                      exclude_300w_test=args.exclude_300w_test, annotations=args.annotations))
+        if args.repair:
+            problems = repair_dataset(args.input, args.output, settings, name=args.name, workers=args.workers,
+                                      split_list=args.split_list, progress=sys.stderr.isatty())
+            print(repair_summary(args.output, problems))
+            return 0
         reusable = not args.overwrite and os.path.exists(os.path.join(args.output, MANIFEST))
         start = time.perf_counter()
         manifest = convert_dataset(args.input, args.output, settings, name=args.name, workers=args.workers,

@@ -18,9 +18,10 @@ import os
 import sys
 import time
 
-from facekit.convert import ConversionError, convert_dataset
+from facekit.convert import ConversionError, convert_dataset, repair_dataset
 from facekit.mtcnn_samples import STAGE_SIZES, SampleSettings
 from facekit.records import MANIFEST
+from facekit.verify import repair_summary
 
 
 def parse_args(argv):
@@ -38,6 +39,8 @@ def parse_args(argv):
     p.add_argument("--mined-negatives", type=int, default=24,
                    help="at most this many mined negative windows per image (default 24)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--repair", action="store_true", help="rewrite only the shards of a finished conversion "
+                   "that fail python -m tfrecords_tools.verify --deep (same arguments as the conversion)")
     p.add_argument("--overwrite", action="store_true", help="replace a different sample set in --out")
     return p.parse_args(argv)
 
@@ -52,6 +55,10 @@ def main(argv: list[str] | None = None) -> int:
         for folder in (*args.data, *args.previous):
             if not os.path.isdir(folder):
                 raise ValueError(f"{folder}: no such folder")
+        if args.repair:
+            problems = repair_dataset(None, args.out, settings, workers=args.workers, progress=sys.stderr.isatty())
+            print(repair_summary(args.out, problems))
+            return 0
         reusable = not args.overwrite and os.path.exists(os.path.join(args.out, MANIFEST))
         start = time.perf_counter()
         manifest = convert_dataset(None, args.out, settings, workers=args.workers, overwrite=args.overwrite,

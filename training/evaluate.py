@@ -24,13 +24,16 @@ def parse_args(argv):
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from facekit.evaluation import draw_predictions, evaluate_run, format_report, plot_ced, write_json
+    from facekit.verify import require_intact
+    from facekit.evaluation import draw_predictions, evaluate_run, format_report, plot_ced, write_metrics
 
     try:
+        for folder in args.data:
+            require_intact(folder)
         result = evaluate_run(args.run, args.data, args.normalize)
         print(format_report(result))
         if args.json:
-            write_json(result, args.json, args.run, args.data)
+            write_metrics(result, args.json, args.run, args.data)
         if args.plot:
             plot_ced({os.path.basename(os.path.normpath(args.run)): result["nme"]}, args.plot)
         if args.grid:

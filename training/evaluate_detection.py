@@ -19,10 +19,11 @@ photos with the most misses and false positives at --grid-score (truth green, de
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
+
+from facekit.files import read_yaml, write_json
 
 SUBSETS = ("easy", "medium", "hard")
 
@@ -106,10 +107,7 @@ def dbface_detector(args):
 
 
 def _exported_model(run_dir: str) -> str:
-    import yaml
-
-    with open(os.path.join(run_dir, "config.yaml"), encoding="utf-8") as f:
-        model = yaml.safe_load(f)["model"]
+    model = read_yaml(os.path.join(run_dir, "config.yaml"))["model"]
     path = os.path.join(run_dir, "export", f"{model}_fp32.tflite")
     if not os.path.isfile(path):
         raise ValueError(f"{path}: not exported yet; run python freeze/export.py --run {run_dir}")
@@ -169,8 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     print(" ".join(f"{key} {value:.4f}" if isinstance(value, float) else f"{key} {value}"
                    for key, value in results.items()))
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({**results, "args": vars(args)}, f, indent=1)
+        write_json(args.json, {**results, "args": vars(args)})
     if args.grid:
         write_worst_grid(args.grid, found, images, args.images, args.grid_score)
         print(f"worst photos drawn in {args.grid}")

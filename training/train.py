@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     from facekit.config import load_config
     from facekit.data import synthetic_default
     from facekit.registry import get_spec
-    from facekit.training import train
+    from facekit.verify import naming_damaged_shards, require_intact
 
     try:
         spec = get_spec(args.model)
@@ -54,26 +54,34 @@ def main(argv: list[str] | None = None) -> int:
                 overrides.append(f"train.epochs={SYNTHETIC_EPOCHS}")
                 config = load_config(args.config or os.path.join(CONFIG_DIR, spec.config), overrides, spec.name)
                 print(f"no --data: training on the synthetic default ({train_dir}) for {SYNTHETIC_EPOCHS} epochs")
+        for folder in args.data + args.val_data:
+            require_intact(folder)  # before any work: a damaged shard would otherwise fail mid-epoch
         run_dir = args.out or os.path.join("runs", spec.name)
-        if spec.codec == "centernet":
-            from facekit.detection.training import train_detector
-            metrics = train_detector(spec, config, args.data, args.val_data, run_dir)
-            print(f"best validation AP {metrics['best_val_ap']:.4f} at epoch {metrics['best_epoch']}; "
-                  f"{metrics['train_seconds']:.0f} s; model in {run_dir}/best.keras")
-            return 0
-        if spec.codec == "mtcnn":
-            from facekit.mtcnn_training import train_mtcnn_stage
-            metrics = train_mtcnn_stage(spec, config, args.data, args.val_data, run_dir)
-            print(f"best validation loss {metrics['best_val_loss']:.4f} at epoch {metrics['best_epoch']} (face "
-                  f"accuracy {metrics['best'].get('val_face_accuracy', float('nan')):.4f}); "
-                  f"{metrics['train_seconds']:.0f} s; model in {run_dir}/best.keras")
-            return 0
-        metrics = train(spec, config, args.data, args.val_data, run_dir)
+        with naming_damaged_shards(args.data + args.val_data):
+            return train_and_report(spec, config, args.data, args.val_data, run_dir)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(f"best validation NME {100 * metrics['best_val_nme']:.2f}% ({metrics['normalize']}) at epoch "
-          f"{metrics['best_epoch']}; {metrics['train_seconds']:.0f} s; model in {run_dir}/best.keras")
+
+
+def train_and_report(spec, config, train_dirs, val_dirs, run_dir) -> int:
+    """Train by the model's codec (detector, MTCNN stage or landmark model) and print the outcome."""
+    if spec.codec == "centernet":
+        from facekit.detection.training import train_detector
+        metrics = train_detector(spec, config, train_dirs, val_dirs, run_dir)
+        print(f"best validation AP {metrics['best_val_ap']:.4f} at epoch {metrics['best_epoch']}; "
+              f"{metrics['train_seconds']:.0f} s; model in {run_dir}/best.keras")
+    elif spec.codec == "mtcnn":
+        from facekit.mtcnn_training import train_mtcnn_stage
+        metrics = train_mtcnn_stage(spec, config, train_dirs, val_dirs, run_dir)
+        print(f"best validation loss {metrics['best_val_loss']:.4f} at epoch {metrics['best_epoch']} (face "
+              f"accuracy {metrics['best'].get('val_face_accuracy', float('nan')):.4f}); "
+              f"{metrics['train_seconds']:.0f} s; model in {run_dir}/best.keras")
+    else:
+        from facekit.training import train
+        metrics = train(spec, config, train_dirs, val_dirs, run_dir)
+        print(f"best validation NME {100 * metrics['best_val_nme']:.2f}% ({metrics['normalize']}) at epoch "
+              f"{metrics['best_epoch']}; {metrics['train_seconds']:.0f} s; model in {run_dir}/best.keras")
     return 0
 
 

@@ -22,6 +22,7 @@ import tensorflow as tf
 from facekit import records
 from facekit.config import AugmentConfig, DataConfig
 from facekit.landmarks import FIVE
+from facekit.verify import naming_damaged_shards
 
 AUTOTUNE = tf.data.AUTOTUNE
 MIN_VISIBLE = 0.1  # a face less visible than this inside its region is dropped
@@ -216,13 +217,14 @@ def evaluation_scenes(record_dirs: list[str], limit: int | None = None) -> list[
     """Every image of the folders as numpy: image (H, W, 3) uint8 RGB, boxes_xyxy (F, 4), landmarks_px (F, 5, 2),
     invalid (F,) bool, source_id."""
     scenes = []
-    for folder in record_dirs:
-        for example in read_scenes(folder).as_numpy_iterator():
-            scenes.append({"image": example["image"], "boxes_xyxy": example["boxes_xyxy"],
-                           "landmarks_px": example["landmarks_px"], "invalid": example["flags"][:, 3] == 1,
-                           "source_id": example["source_id"].decode()})
-            if limit and len(scenes) >= limit:
-                return scenes
+    with naming_damaged_shards(record_dirs):
+        for folder in record_dirs:
+            for example in read_scenes(folder).as_numpy_iterator():
+                scenes.append({"image": example["image"], "boxes_xyxy": example["boxes_xyxy"],
+                               "landmarks_px": example["landmarks_px"], "invalid": example["flags"][:, 3] == 1,
+                               "source_id": example["source_id"].decode()})
+                if limit and len(scenes) >= limit:
+                    return scenes
     if not scenes:
         raise ValueError(f"no images in {record_dirs}")
     return scenes

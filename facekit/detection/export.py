@@ -21,6 +21,7 @@ from facekit.detection import data
 from facekit.detection.training import detect_scenes, peaks_function, scenes_ap
 from facekit.export import artifact_bytes, convert_tflite, finish_report, rebuild_float32, write_atomic
 from facekit.infer.detector import FaceDetector, letterbox
+from facekit.files import read_json
 
 FORMATS = ("saved_model", "tflite_fp32", "tflite_fp16", "tflite_int8")
 FP32_MAX_BOX_DIFF = 1e-3  # pixels
@@ -87,7 +88,7 @@ def export_detector_run(run_dir: str, out_dir: str, formats=FORMATS, val_dirs: l
     if size % 32:
         raise ValueError(f"export size must be a multiple of 32, got {size}")
     network, codec, config, spec = rebuild_float32(run_dir)
-    metrics = json.load(open(os.path.join(run_dir, "metrics.json")))
+    metrics = read_json(os.path.join(run_dir, "metrics.json"))
     scenes = data.evaluation_scenes(val_dirs or metrics["val_dirs"])
     score = config["train"]["val_score"]
     model = detector_serving_model(network, codec, size)

@@ -7,10 +7,7 @@ scores AP@0.5 with the WIDER protocol (facekit.detection_eval).
 """
 from __future__ import annotations
 
-import json
 import os
-import sys
-import time
 
 import cv2
 import keras
@@ -26,7 +23,8 @@ from facekit.detection_eval import average_precision
 from facekit.draw import tile
 from facekit.infer.detector import NMS_THRESHOLD, letterbox, postprocess
 from facekit.registry import ModelSpec
-from facekit.training import BEST_MODEL, TimeBudget, finished_metrics, learning_rate, make_optimizer, prepare_run
+from facekit.training import BEST_MODEL, finished_metrics, fit_run, learning_rate, make_optimizer, prepare_run
+from facekit.files import read_json, write_json
 
 LOSS_PARTS = ("focal", "giou", "wing")
 
@@ -88,7 +86,7 @@ class ValidationAP(keras.callbacks.Callback):
         self.network, self.scenes, self.size, self.score, self.run_dir = network, scenes, size, score_threshold, run_dir
         self.peaks = peaks_function(network, codec)
         best_path = os.path.join(run_dir, "best.json")
-        self.best = json.load(open(best_path))["val_ap"] if os.path.exists(best_path) else -1.0
+        self.best = read_json(best_path)["val_ap"] if os.path.exists(best_path) else -1.0
 
     def on_epoch_end(self, epoch, logs=None):
         ap = scenes_ap(detect_scenes(self.peaks, self.scenes, self.size, self.score), self.scenes)
@@ -96,8 +94,7 @@ class ValidationAP(keras.callbacks.Callback):
         if ap > self.best:
             self.best = ap
             self.network.save(os.path.join(self.run_dir, BEST_MODEL))
-            with open(os.path.join(self.run_dir, "best.json"), "w") as f:
-                json.dump({"val_ap": ap, "epoch": epoch + 1}, f)
+            write_json(os.path.join(self.run_dir, "best.json"), {"val_ap": ap, "epoch": epoch + 1})
 
 
 def save_augmented_preview(record_dirs, config: Config, path: str, count: int = 16) -> None:
@@ -121,8 +118,7 @@ def train_detector(spec: ModelSpec, config: Config, train_dirs: list[str], val_d
         return finished
     if codec is None:
         codec = make_codec(spec.codec, 5, None, **config.codec_args)
-        with open(os.path.join(run_dir, "codec.json"), "w") as f:
-            json.dump(codec.to_dict(), f)
+        write_json(os.path.join(run_dir, "codec.json"), codec.to_dict())
     network = spec.build(**config.model_args)
     size = config.data.image_size
     steps = config.train.steps_per_epoch or max(1, data.count_images(train_dirs) // config.data.batch_size)
@@ -134,21 +130,11 @@ def train_detector(spec: ModelSpec, config: Config, train_dirs: list[str], val_d
     trainer(tf.zeros((1, size, size, 3)))  # BackupAndRestore needs a built model
     trainer.compile(optimizer=make_optimizer(config.optimizer,
                                              learning_rate(config.schedule, steps * config.train.epochs)))
-    callbacks = [ValidationAP(network, codec, scenes, config.train.val_size, config.train.val_score, run_dir),
-                 keras.callbacks.BackupAndRestore(os.path.join(run_dir, "backup")),
-                 keras.callbacks.CSVLogger(os.path.join(run_dir, "log.csv"), append=True),
-                 keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard"), write_graph=False),
-                 TimeBudget(config.train.max_minutes, run_dir), keras.callbacks.TerminateOnNaN()]
-    start = time.monotonic()
-    history = trainer.fit(train_ds, epochs=config.train.epochs, steps_per_epoch=steps, callbacks=callbacks,
-                          verbose=1 if sys.stdout.isatty() else 2)
-    with open(os.path.join(run_dir, "best.json")) as f:
-        best = json.load(f)
-    metrics = {"model": spec.name, "best_val_ap": best["val_ap"], "best_epoch": best["epoch"],
-               "epochs_run": len(history.history.get("loss", [])),
-               "train_seconds": round(time.monotonic() - start, 1), "train_images": data.count_images(train_dirs),
-               "val_images": len(scenes), "train_dirs": train_dirs, "val_dirs": val_dirs, "image_size": size,
-               "history": {k: [float(v) for v in vs] for k, vs in history.history.items()}}
-    with open(os.path.join(run_dir, "metrics.json"), "w") as f:
-        json.dump(metrics, f, indent=1)
+    validation = ValidationAP(network, codec, scenes, config.train.val_size, config.train.val_score, run_dir)
+    fitted = fit_run(trainer, train_ds, config, steps, validation, run_dir)
+    best = read_json(os.path.join(run_dir, "best.json"))
+    metrics = {"model": spec.name, "best_val_ap": best["val_ap"], "best_epoch": best["epoch"], **fitted,
+               "train_images": data.count_images(train_dirs), "val_images": len(scenes), "train_dirs": train_dirs,
+               "val_dirs": val_dirs, "image_size": size}
+    write_json(os.path.join(run_dir, "metrics.json"), metrics)
     return metrics

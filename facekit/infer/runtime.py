@@ -6,7 +6,6 @@ and maps the points back to image pixels. OneEuroFilter smooths landmarks over v
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 
@@ -16,6 +15,7 @@ from ai_edge_litert.interpreter import Interpreter
 
 from facekit.geometry import crop_and_resize, crop_norm_to_points, landmark_box_xyxy, square_crop_box
 from facekit.landmarks import get_scheme
+from facekit.files import read_json
 
 
 class TFLiteModel:
@@ -77,8 +77,7 @@ class LandmarkPredictor:
         sidecar = os.path.splitext(model_path)[0] + ".json"
         if not os.path.isfile(sidecar):
             raise ValueError(f"{sidecar}: missing; export the model with freeze/export.py, which writes it")
-        with open(sidecar) as f:
-            self.info = json.load(f)
+        self.info = read_json(sidecar)
         self.scheme = get_scheme(self.info["scheme"])
         self.crop_scale = self.scheme.face_scale * (1 + 2 * self.info["margin"])
         self.size = self.model.input_size
