@@ -5,7 +5,7 @@ import pytest
 from facekit.geometry import landmark_box_xyxy
 from facekit.infer.detections import Detections
 from facekit.infer.pipeline import FacePipeline, alignment_boxes
-from facekit.landmarks import FIVE, IBUG68, extent_from_face_box, face_box_xyxy
+from facekit.landmarks import FIVE, IBUG68, extent_from_face_box, face_box_xyxy, five_from_ibug68
 
 TEMPLATE = np.array([[-15, -10], [15, -10], [0, 5], [-12, 20], [12, 20]], float)  # five points about a centre
 
@@ -115,3 +115,36 @@ def test_predict_tracks_a_video_through_the_pipeline_and_writes_json(tmp_path):
     assert [f["detected"] for f in frames] == [True, False, False, True, False, False, True]
     assert len(frames[-1]["faces"]) == 1 and len(frames[-1]["faces"][0]["points"]) == 5
     assert abs(frames[0]["faces"][0]["points"][2][0] - 100.0) < 1e-6  # nose tip at the face centre
+
+
+def test_tracked_crops_do_not_feed_the_models_jaw_errors_back():
+    """A model that draws the jaw 20% of its crop too wide: cropping on the extent of its last points would widen
+    every crop (to 1.7x its width within 10 frames); tracking crops come from the inner points, so they hold still and
+    equal the crop of a detection of the same face."""
+    from facekit.infer.pipeline import tracking_boxes
+    from facekit.pose import REFERENCE_FACE_68
+
+    truth = REFERENCE_FACE_68[:, :2] + [320, 240]
+
+    class WideJaw:
+        scheme = IBUG68
+
+        def predict(self, image, boxes, color):
+            out = np.repeat(truth[None], len(boxes), axis=0)
+            for points, box in zip(out, boxes):
+                centre_x = (box[0] + box[2]) / 2
+                points[:17, 0] += np.sign(points[:17, 0] - centre_x) * 0.2 * (box[2] - box[0])
+            return out
+
+        def detect(self, image, *, color):
+            five = five_from_ibug68(truth)
+            return Detections(face_box_xyxy(five, FIVE)[None], np.ones(1), five[None])
+
+    model = WideJaw()
+    pipeline = FacePipeline(model, model, redetect_every=100)
+    for frame in range(10):
+        pipeline.track(np.zeros((480, 640, 3), np.uint8), frame / 30, color="rgb")
+    crop = tracking_boxes(pipeline.tracks[0].points[None], IBUG68)[0]
+    first = alignment_boxes(model.detect(None, color="rgb"))[0]
+    np.testing.assert_allclose(crop, first, atol=1e-6)
+    assert landmark_box_xyxy(pipeline.tracks[0].points)[2] - landmark_box_xyxy(truth)[2] > 10  # the jaw is wide

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from facekit.boxes import box_iou
-from facekit.geometry import landmark_box_xyxy
 from facekit.infer.detections import Detections
 from facekit.infer.runtime import OneEuroFilter
 from facekit.landmarks import FIVE, extent_from_face_box, face_box_xyxy, five_points
@@ -49,6 +48,15 @@ def alignment_boxes(found: Detections) -> np.ndarray:
     return extents
 
 
+def tracking_boxes(points: np.ndarray, scheme) -> np.ndarray:
+    """(F, K, 2) landmarks of the last frame -> (F, 4) extents to crop on in the next: the five points they imply,
+    through the same rule as a detection's (alignment_boxes). The raw extent of all K points would feed the
+    model's errors back into its next crop (a contour predicted too wide widens the crop, which widens the
+    contour); the eyes, nose and mouth are the stablest points, and the shared rule gives a tracked face the crop
+    a detection of it would."""
+    return np.stack([extent_from_face_box(face_box_xyxy(five_points(p, scheme), FIVE)) for p in points])
+
+
 class _Track:
     def __init__(self, score: float, smoother: OneEuroFilter):
         self.score, self.smoother, self.points = score, smoother, None
@@ -76,8 +84,13 @@ class FacePipeline:
         found = self._detect(image, color)
         if self.landmarks is None:
             return Faces(found.boxes_xyxy, found.scores, found.landmarks_px, None, True)
-        points = self.landmarks.predict(image, alignment_boxes(found), color=color)
+        _, points = self._align(image, found, color)
         return Faces(found.boxes_xyxy, found.scores, found.landmarks_px, points, True)
+
+    def _align(self, image, found: Detections, color: str) -> tuple[np.ndarray, np.ndarray]:
+        """(extents (F, 4), landmarks (F, K, 2)) of detected faces, cropped on their five points' extent."""
+        extents = alignment_boxes(found)
+        return extents, self.landmarks.predict(image, extents, color=color)
 
     def _detect(self, image, color) -> Detections:
         self.detector_runs += 1
@@ -96,15 +109,14 @@ class FacePipeline:
             return Faces(found.boxes_xyxy, found.scores, found.landmarks_px, None, True)
         detected = not self.tracks or self.since_detection + 1 >= self.redetect_every
         if not detected:
-            extents = np.stack([landmark_box_xyxy(track.points) for track in self.tracks])
+            extents = tracking_boxes(np.stack([track.points for track in self.tracks]), self.landmarks.scheme)
             points = self.landmarks.predict(frame, extents, color=color)
-            moved = [landmark_box_xyxy(p) for p in points]
+            moved = tracking_boxes(points, self.landmarks.scheme)
             overlap = np.array([box_iou(a[None], b[None])[0, 0] for a, b in zip(extents, moved)])
             detected = bool((overlap < self.min_overlap).any())
         if detected:
             found = self._detect(frame, color)
-            extents = alignment_boxes(found)
-            points = self.landmarks.predict(frame, extents, color=color)
+            extents, points = self._align(frame, found, color)
             self._match_tracks(extents, found.scores)
             self.since_detection = 0
         else:
@@ -119,7 +131,8 @@ class FacePipeline:
         """New detections take over the filter of the track they overlap most (IoU > 0.3), so smoothing carries
         across re-detection; the others start fresh; unmatched tracks end."""
         old = self.tracks
-        old_boxes = np.stack([landmark_box_xyxy(t.points) for t in old]) if old else np.zeros((0, 4))
+        old_boxes = tracking_boxes(np.stack([t.points for t in old]), self.landmarks.scheme) if old else \
+            np.zeros((0, 4))
         overlap = box_iou(extents, old_boxes) if len(old) and len(extents) else np.zeros((len(extents), 0))
         taken, tracks = set(), []
         for k in np.argsort(-np.asarray(scores)):
