@@ -8,7 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from facekit.infer.mtcnn import MTCNN
-from facekit.files import write_json
+from facekit.files import read_yaml, write_json
 
 
 def keras_network(model: keras.Model):
@@ -57,8 +57,6 @@ def export_mtcnn(networks: dict[str, keras.Model], out_dir: str, parity_inputs: 
 def load_run_networks(sources: list[str], count: int = 3) -> dict[str, keras.Model]:
     """[P_RUN, R_RUN, O_RUN] (the first `count` of them) -> each run's best weights, rebuilt with a resizable
     P-Net input (registry filled)."""
-    import yaml
-
     from facekit.registry import get_spec
 
     if len(sources) != count:
@@ -68,7 +66,7 @@ def load_run_networks(sources: list[str], count: int = 3) -> dict[str, keras.Mod
         config_path = os.path.join(run_dir, "config.yaml")
         if not os.path.isfile(config_path):
             raise ValueError(f"{run_dir}: not a training run (no config.yaml)")
-        config = yaml.safe_load(open(config_path))
+        config = read_yaml(config_path)
         if config["model"] != name:
             raise ValueError(f"{run_dir}: a {config['model']} run where {name} was expected (order: P, R, O)")
         args = {k: v for k, v in config.get("model_args", {}).items() if k != "input_size"}

@@ -282,3 +282,15 @@ def test_real_multi_face_photos_convert_with_five_points(tmp_path):
         marks = scene["landmarks_px"]
         assert np.isfinite(marks).all()
         assert (marks[:, 0, 0] < marks[:, 1, 0]).all()  # image-left eye first
+
+
+def test_float32_box_tolerance_scales_with_canvases_over_640():
+    from facekit.detection.export import parity_failures
+
+    def report(size, diff):
+        return {"input_size": size, "keras": {"ap": 0.5},
+                "artifacts": {"tflite_fp32": {"max_box_diff_px": 0.0, "max_box_head_diff_px": diff, "ap": 0.5}}}
+
+    assert parity_failures(report(640, 9e-4)) == [] and parity_failures(report(1024, 1.5e-3)) == []
+    assert parity_failures(report(640, 1.2e-3)) and parity_failures(report(320, 1.2e-3))
+    assert parity_failures(report(1024, 1.7e-3)) == ["tflite_fp32: boxes differ by up to 1.70e-03 px > 1.60e-03"]
