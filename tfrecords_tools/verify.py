@@ -38,8 +38,8 @@ def main(argv: list[str] | None = None) -> int:
             continue
         checks = "sizes, counts, headers" + (", SHA-256 and record CRCs" if args.deep else "")
         if not is_verifiable(manifest):
-            checks = "counts and headers only (the manifest predates shard sizes and checksums)"
-        print(f"{folder}: {len(manifest['shards'])} shard(s), {manifest['num_records']} records ok ({checks})")
+            checks = "counts and headers only: the manifest predates shard sizes and checksums"
+        print(f"{folder}: {len(manifest['shards'])} shard(s), {manifest['num_records']} records ok; {checks}")
     return status
 
 
