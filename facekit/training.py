@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from dataclasses import dataclass
 
 import cv2
 import keras
@@ -184,38 +185,58 @@ def save_augmented_preview(record_dirs, input_size, config: Config, path: str, c
     cv2.imwrite(path, tile(tiles))
 
 
-def train(spec: ModelSpec, config: Config, train_dirs: list[str], val_dirs: list[str], run_dir: str) -> dict:
-    """Fit the model; returns metrics.json's content (best val NME and epoch, epochs run, seconds)."""
-    keras.utils.set_random_seed(config.train.seed)
-    scheme = data.record_scheme(train_dirs + val_dirs)
+@dataclass
+class TrainingSetup:
+    """What train() fits: the compiled trainer, its network and codec, and the infinite training batches."""
+
+    trainer: keras.Model
+    network: keras.Model
+    codec: object
+    train_ds: object  # tf.data.Dataset of (images (B, S, S, 3) float32, targets)
+    input_size: int
+    steps: int  # steps per epoch: one pass over the training records
+
+
+def training_setup(spec: ModelSpec, config: Config, train_dirs: list[str], codec=None) -> TrainingSetup:
+    """Codec (made from the training points unless given), network started from the mean shape, tf.data
+    pipeline and compiled trainer: train() and benchmarks/train_throughput.py share it."""
+    scheme = data.record_scheme(train_dirs)
     annotations = data.read_annotations(train_dirs)
-    codec = prepare_run(config, run_dir)
-    finished = finished_metrics(run_dir)
-    if finished is not None:
-        return finished
     if codec is None:
         codec = make_codec(spec.codec, scheme.num_points, annotations["points_norm"], **config.codec_args)
-        write_json(os.path.join(run_dir, "codec.json"), codec.to_dict())
     network = spec.build(scheme.num_points, **codec.build_args, **config.model_args)
     input_size = network.input_shape[1]
     start_from_mean_shape(network, codec, annotations["points_norm"])
     if "score" in network.output and network.output["score"].shape[1] != codec.grid:
         raise ValueError(f"codec grid {codec.grid} does not match the model's {network.output['score'].shape[1]}x"
                          f"{network.output['score'].shape[1]} output at input {input_size}; set codec_args.grid")
-
     steps = max(1, data.count_records(train_dirs) // config.data.batch_size)
     extra = pfld_targets(annotations, config.loss.balance_cap) if config.loss.name == "pfld" else None
     train_ds = data.training_dataset(train_dirs, input_size, codec, config.data, config.augment,
                                      config.train.seed, extra)
-    val = data.evaluation_arrays(val_dirs, input_size)
-    save_augmented_preview(train_dirs, input_size, config, os.path.join(run_dir, "augmented_batch.jpg"))
-
     trainer = LandmarkTrainer(network, codec, config.loss)
     trainer(tf.zeros((1, input_size, input_size, 3)))  # BackupAndRestore needs a built model
     trainer.compile(optimizer=make_optimizer(config.optimizer,
                                              learning_rate(config.schedule, steps * config.train.epochs)))
+    return TrainingSetup(trainer, network, codec, train_ds, input_size, steps)
+
+
+def train(spec: ModelSpec, config: Config, train_dirs: list[str], val_dirs: list[str], run_dir: str) -> dict:
+    """Fit the model; returns metrics.json's content (best val NME and epoch, epochs run, seconds)."""
+    keras.utils.set_random_seed(config.train.seed)
+    scheme = data.record_scheme(train_dirs + val_dirs)
+    codec = prepare_run(config, run_dir)
+    finished = finished_metrics(run_dir)
+    if finished is not None:
+        return finished
+    setup = training_setup(spec, config, train_dirs, codec)
+    if codec is None:
+        write_json(os.path.join(run_dir, "codec.json"), setup.codec.to_dict())
+    network, codec, input_size, steps = setup.network, setup.codec, setup.input_size, setup.steps
+    val = data.evaluation_arrays(val_dirs, input_size)
+    save_augmented_preview(train_dirs, input_size, config, os.path.join(run_dir, "augmented_batch.jpg"))
     validation = ValidationNME(network, codec, scheme, val, config.train.normalize, run_dir)
-    fitted = fit_run(trainer, train_ds, config, steps, validation, run_dir)
+    fitted = fit_run(setup.trainer, setup.train_ds, config, steps, validation, run_dir)
     best = read_json(os.path.join(run_dir, "best.json"))
     metrics = {"model": spec.name, "best_val_nme": best["val_nme"], "best_epoch": best["epoch"], **fitted,
                "train_records": data.count_records(train_dirs), "val_records": len(val["image"]),
