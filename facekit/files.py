@@ -8,29 +8,29 @@ import json
 import os
 
 
-def read_json(path: str):
-    """The parsed JSON file; ValueError naming the file when it is missing or not valid JSON."""
+def _read(path: str, kind: str, parse, parse_errors: tuple):
+    """parse(open file) -> content; ValueError naming the file when it is missing or does not parse."""
     try:
         with open(path, encoding="utf-8") as f:
-            return json.load(f)
+            return parse(f)
     except FileNotFoundError:
         raise ValueError(f"{path}: file not found") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path}: not valid JSON ({err}); the file is damaged: restore or regenerate it") from None
+    except (*parse_errors, UnicodeDecodeError) as err:
+        detail = " ".join(str(err).split())
+        raise ValueError(f"{path}: not valid {kind} ({detail}); the file is damaged: restore or regenerate "
+                         f"it") from None
+
+
+def read_json(path: str):
+    """The parsed JSON file; ValueError naming the file when it is missing or not valid JSON."""
+    return _read(path, "JSON", json.load, (json.JSONDecodeError,))
 
 
 def read_yaml(path: str):
-    """The parsed YAML file ({} when empty); ValueError naming the file when it is missing or not valid YAML."""
+    """The parsed YAML file (None when empty); ValueError naming the file when it is missing or not valid YAML."""
     import yaml
 
-    try:
-        with open(path, encoding="utf-8") as f:
-            return yaml.safe_load(f)
-    except FileNotFoundError:
-        raise ValueError(f"{path}: file not found") from None
-    except (yaml.YAMLError, UnicodeDecodeError) as err:
-        detail = " ".join(str(err).split())
-        raise ValueError(f"{path}: not valid YAML ({detail})") from None
+    return _read(path, "YAML", yaml.safe_load, (yaml.YAMLError,))
 
 
 def write_json(path: str, payload, indent: int | None = 1) -> None:

@@ -37,6 +37,12 @@ class Faces:
         return len(self.scores)
 
 
+def five_point_extent(five_px: np.ndarray) -> np.ndarray:
+    """(5, 2) five points -> (4,) the landmark extent to crop on (the five-point face box rule, then its extent):
+    the one rule for detected and tracked faces."""
+    return extent_from_face_box(face_box_xyxy(five_px, FIVE))
+
+
 def alignment_boxes(found: Detections) -> np.ndarray:
     """Detections -> (F, 4) landmark extents to crop on: from each face's five points when all are finite (the
     five-point face box rule, then its extent), else from the detector's box."""
@@ -44,7 +50,7 @@ def alignment_boxes(found: Detections) -> np.ndarray:
     extents = np.stack([extent_from_face_box(b) for b in boxes]) if len(boxes) else np.zeros((0, 4))
     for k, points in enumerate(np.asarray(found.landmarks_px, np.float64).reshape(-1, 5, 2)):
         if np.isfinite(points).all():
-            extents[k] = extent_from_face_box(face_box_xyxy(points, FIVE))
+            extents[k] = five_point_extent(points)
     return extents
 
 
@@ -54,7 +60,7 @@ def tracking_boxes(points: np.ndarray, scheme) -> np.ndarray:
     model's errors back into its next crop (a contour predicted too wide widens the crop, which widens the
     contour); the eyes, nose and mouth are the stablest points, and the shared rule gives a tracked face the crop
     a detection of it would."""
-    return np.stack([extent_from_face_box(face_box_xyxy(five_points(p, scheme), FIVE)) for p in points])
+    return np.stack([five_point_extent(five_points(p, scheme)) for p in points])
 
 
 class _Track:
