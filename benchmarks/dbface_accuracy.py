@@ -1,10 +1,14 @@
 """DBFace trained here from scratch on the shared training faces, scored once on the 185 AFW photos.
 
     python benchmarks/dbface_accuracy.py [--model dbface_small] [--minutes 90] [--root runs/dbface_accuracy]
+                                         [--set KEY=VALUE ...]
 
-1. Converts (--task detection) every real training source in ../shared/data that is not AFW: CMU+MIT photos and
-   the WIDER FACE subset (20 and 12 photos held out, seeded, for validation and the best checkpoint), HELEN-train
-   crops, MTFL crops and the face-free backgrounds.
+1. Converts (--task detection) every real training source in ../shared/data that is not AFW: CMU+MIT photos,
+   the WIDER FACE subset, HELEN-train crops, MTFL crops and the face-free backgrounds. Held out for validation
+   (the best checkpoint), seeded: 20 CMU+MIT photos and 100 HELEN-train faces, the latter tiled four to a
+   640 x 640 photo at AFW's face sizes (32-180 px; facekit.detection.data.write_mosaic_photos), because the
+   other sources' faces are far smaller than AFW's (the WIDER subset's median face is 17 px) and a validation
+   AP on them does not track AFW.
 2. Trains with the model's config and train.max_minutes = --minutes (rerunning resumes an interrupted run).
 3. Evaluates the best checkpoint on AFW (training/evaluate_detection.py, Keras, letterbox 640, score >= 0.05,
    NMS 0.4): AP@0.5 and five-point NME on matched faces, written to ROOT/afw.json with the worst photos drawn.
@@ -20,7 +24,8 @@ import sys
 import numpy as np
 
 SHARED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data")
-HELD_OUT = {"cmu_mit": 20, "wider_subset": 12}
+HELD_OUT = {"cmu_mit": 20, "helen_train": 100}
+MOSAIC_PHOTOS = 25  # 100 held-out HELEN faces, four to a photo
 
 
 def convert(args: list[str]) -> None:
@@ -32,33 +37,47 @@ def convert(args: list[str]) -> None:
     subprocess.run([sys.executable, "-m", "tfrecords_tools.convert", "--task", "detection", *args], check=True)
 
 
+def split_lists(root: str, name: str, paths: list[str], held_out: int) -> tuple[str, str]:
+    """Seeded train / validation lists of image paths, written under root/splits -> (train list, val list)."""
+    held = set(np.random.default_rng(0).choice(sorted(paths), held_out, replace=False))
+    files = []
+    for split, chosen in (("train", [p for p in paths if p not in held]), ("val", sorted(held))):
+        files.append(os.path.join(root, "splits", f"{name}_{split}.txt"))
+        with open(files[-1], "w") as f:
+            f.write("\n".join(chosen) + "\n")
+    return files[0], files[1]
+
+
 def prepare_records(root: str) -> tuple[list[str], list[str]]:
     """Detection records of the shared training set under root: (training folders, validation folders)."""
     from facekit.datasets.wider import read_wider_annotations
+    from facekit.detection.data import write_mosaic_photos
 
-    train = os.path.join(SHARED, "detection_train")
-    sources = {"cmu_mit": ("retinaface", f"{train}/cmu_mit/images", f"{train}/cmu_mit/label.txt"),
-               "wider_subset": ("widerface", f"{train}/wider_val_subset/images", f"{train}/wider_val_subset/bbx_gt.txt")}
-    rng = np.random.default_rng(0)
-    train_dirs, val_dirs = [], []
     os.makedirs(os.path.join(root, "splits"), exist_ok=True)
-    for name, (fmt, images, labels) in sources.items():
-        paths = [item.path for item in read_wider_annotations(labels)]
-        held = set(rng.choice(paths, HELD_OUT[name], replace=False))
-        for split, chosen in (("train", [p for p in paths if p not in held]), ("val", sorted(held))):
-            listing = os.path.join(root, "splits", f"{name}_{split}.txt")
-            with open(listing, "w") as f:
-                f.write("\n".join(chosen) + "\n")
-            out = os.path.join(root, f"{name}_{split}")
-            convert(["--format", fmt, "--input", images, "--annotations", labels, "--output", out,
-                     "--split-list", listing])
-            (train_dirs if split == "train" else val_dirs).append(out)
-    for name, fmt, folder in (("helen_train", "ibug68", "ibug68/helen_train"), ("mtfl", "mtfl", "mtfl_train"),
-                              ("backgrounds", "images", "detection_train/backgrounds")):
-        out = os.path.join(root, name)
-        convert(["--format", fmt, "--input", os.path.join(SHARED, folder), "--output", out])
-        train_dirs.append(out)
-    return train_dirs, val_dirs
+    train = os.path.join(SHARED, "detection_train")
+    cmu = (f"{train}/cmu_mit/images", f"{train}/cmu_mit/label.txt")
+    fit, val = split_lists(root, "cmu_mit", [i.path for i in read_wider_annotations(cmu[1])], HELD_OUT["cmu_mit"])
+    for name, listing in (("cmu_mit_train", fit), ("cmu_mit_val", val)):
+        convert(["--format", "retinaface", "--input", cmu[0], "--annotations", cmu[1], "--output",
+                 os.path.join(root, name), "--split-list", listing])
+    helen = os.path.join(SHARED, "ibug68", "helen_train")
+    names = sorted(f for f in os.listdir(helen) if f.endswith(".jpg"))
+    fit, val = split_lists(root, "helen_train", names, HELD_OUT["helen_train"])
+    for name, listing in (("helen_train", fit), ("helen_val_faces", val)):
+        convert(["--format", "ibug68", "--input", helen, "--output", os.path.join(root, name), "--split-list", listing])
+    photos = os.path.join(root, "helen_val_mosaics_photos")
+    if not os.path.isfile(os.path.join(photos, "label.txt")):
+        write_mosaic_photos([os.path.join(root, "helen_val_faces")], photos, MOSAIC_PHOTOS)
+    convert(["--format", "retinaface", "--input", os.path.join(photos, "images"), "--annotations",
+             os.path.join(photos, "label.txt"), "--output", os.path.join(root, "helen_val_mosaics")])
+    wider = f"{train}/wider_val_subset"
+    convert(["--format", "widerface", "--input", f"{wider}/images", "--annotations", f"{wider}/bbx_gt.txt",
+             "--output", os.path.join(root, "wider_subset")])
+    for name, fmt, folder in (("mtfl", "mtfl", "mtfl_train"), ("backgrounds", "images", "detection_train/backgrounds")):
+        convert(["--format", fmt, "--input", os.path.join(SHARED, folder), "--output", os.path.join(root, name)])
+    train_dirs = [os.path.join(root, n) for n in ("cmu_mit_train", "wider_subset", "helen_train", "mtfl",
+                                                 "backgrounds")]
+    return train_dirs, [os.path.join(root, "cmu_mit_val"), os.path.join(root, "helen_val_mosaics")]
 
 
 def main(argv=None) -> int:
@@ -66,14 +85,19 @@ def main(argv=None) -> int:
     p.add_argument("--model", default="dbface_small")
     p.add_argument("--minutes", type=float, default=90.0)
     p.add_argument("--root", default=os.path.join("runs", "dbface_accuracy"))
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides for train.py")
+    p.add_argument("--prepare-only", action="store_true", help="convert the records and stop")
     args = p.parse_args(argv)
     if not os.path.isdir(SHARED):
         print(f"error: {SHARED} is absent; this benchmark needs the shared research data", file=sys.stderr)
         return 2
     train_dirs, val_dirs = prepare_records(os.path.join(args.root, "records"))
     run = os.path.join(args.root, args.model)
+    if args.prepare_only:
+        return 0
     subprocess.run([sys.executable, "training/train.py", "--model", args.model, "--data", *train_dirs,
-                    "--val-data", *val_dirs, "--out", run, "--set", f"train.max_minutes={args.minutes}"], check=True)
+                    "--val-data", *val_dirs, "--out", run, "--set", f"train.max_minutes={args.minutes}", *args.set],
+                   check=True)
     afw = os.path.join(SHARED, "afw_detection")
     subprocess.run([sys.executable, "training/evaluate_detection.py", "--detector", "dbface", "--run", run,
                     "--gt", os.path.join(afw, "label.txt"), "--images", os.path.join(afw, "images"),

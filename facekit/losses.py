@@ -144,10 +144,10 @@ def giou(boxes_a, boxes_b):
     return inter / tf.maximum(union, 1e-9) - (hull - union) / tf.maximum(hull, 1e-9)
 
 
-def giou_loss(boxes_pred, boxes_true, mask):
-    """Mean of 1 - GIoU over the cells where mask (..., 1) is set; boxes (..., 4)."""
-    mask = mask[..., 0]
-    return tf.reduce_sum((1 - giou(boxes_pred, boxes_true)) * mask) / tf.maximum(tf.reduce_sum(mask), 1.0)
+def giou_loss(boxes_pred, boxes_true, weight):
+    """Weighted mean of 1 - GIoU over the cells, weight (..., 1) (0: no target); boxes (..., 4)."""
+    weight = weight[..., 0]
+    return tf.reduce_sum((1 - giou(boxes_pred, boxes_true)) * weight) / tf.maximum(tf.reduce_sum(weight), 1e-6)
 
 
 def detection_loss(config, codec, outputs: dict, targets: dict) -> dict:
@@ -155,7 +155,7 @@ def detection_loss(config, codec, outputs: dict, targets: dict) -> dict:
     coordinates, averaged over faces with landmarks). Returns the three parts and their weighted "total"."""
     focal = centernet_focal_loss(outputs["heatmap"], targets["heatmap"], targets["pos_weight"], targets["keep"],
                                  tf.reduce_sum(targets["num_faces"]))
-    box = giou_loss(codec.decode_boxes(outputs["box"]), targets["box"], targets["box_mask"])
+    box = giou_loss(codec.decode_boxes(outputs["box"]), targets["box"], targets["box_weight"])
     mask = targets["landmark_mask"]
     marks = tf.reduce_sum(wing(outputs["landmarks"] - targets["landmarks"], config.wing_w, config.wing_epsilon)
                           * mask) / tf.maximum(tf.reduce_sum(mask), 1.0)

@@ -179,6 +179,7 @@ def write_synthetic_scenes(root: str, count: int, seed: int = 0, size_hw: tuple[
     (`# NAME.jpg`, then per face `x y w h` and five `x y 0.0` triples and `1.0`). Each face is a drawn face (as
     above) pasted at a random size without overlap; its box follows facekit.landmarks.face_box_xyxy and its five
     points facekit.landmarks.five_from_ibug68. Returns the number of faces."""
+    from facekit.datasets.wider import retinaface_label_line
     from facekit.landmarks import face_box_xyxy, five_from_ibug68
 
     rng = np.random.default_rng(seed)
@@ -206,8 +207,7 @@ def write_synthetic_scenes(root: str, count: int, seed: int = 0, size_hw: tuple[
             scene[y:y + ph, x:x + pw] = patch
             placed.append(face)
             marks = five_from_ibug68(points * scale + [x, y])
-            lines.append(" ".join(f"{v:.2f}" for v in (*face[:2], *(face[2:] - face[:2]))) + " " +
-                         " ".join(f"{px:.2f} {py:.2f} 0.0" for px, py in marks) + " 1.0")
+            lines.append(retinaface_label_line(face, marks))
         total += len(placed)
         cv2.imwrite(os.path.join(root, "images", name), scene, [cv2.IMWRITE_JPEG_QUALITY, 92])
     with open(os.path.join(root, "label.txt"), "w") as f:

@@ -40,7 +40,10 @@ def test_hand_computed_targets_of_one_face():
     assert t["heatmap"][7, 15, 0] == 0 and t["heatmap"][11, 12, 0] == 0  # truncated outside the radius
     assert t["pos_weight"][7, 12, 0] == pytest.approx(1 + 10 * (48 - 25) / 275)
     np.testing.assert_allclose(t["box"][7, 12], box[0] / 4)
-    assert t["box_mask"][7, 12, 0] == 1 and t["box_mask"][7, 15, 0] == 0
+    # box cells: Gaussian >= 0.3, i.e. dx^2 / (2 sx^2) + dy^2 / (2 sy^2) <= ln(1 / 0.3): |dx| <= 1 and |dy| <= 1,
+    # 9 cells, each weighing 1/9 so that the face weighs 1 in the box loss
+    assert (t["box_weight"] > 0).sum() == 9 and t["box_weight"].sum() == pytest.approx(1.0)
+    assert t["box_weight"][7, 12, 0] == pytest.approx(1 / 9) and t["box_weight"][7, 14, 0] == 0
     assert t["landmark_mask"].sum() == 1 and t["landmark_mask"][7, 12, 0] == 1
     # left eye x: 42 / 4 - 12.5 = -2 cells -> log_code(-2) / 4 = -2 / e / 4
     assert t["landmarks"][7, 12, 0] == pytest.approx(-2 / math.e / 4, rel=1e-5)
@@ -52,7 +55,10 @@ def test_small_faces_are_ignored_not_negative_and_padding_rows_are_nothing():
     t = {k: v.numpy() for k, v in CODEC.encode(box, np.full((2, 5, 2), np.nan), 128, 128).items()}
     assert t["heatmap"].max() == 0 and t["num_faces"] == 0
     assert t["keep"][11, 11, 0] == 0 and t["keep"].sum() == 32 * 32 - 1
-    assert t["box_mask"][11, 11, 0] == 1  # still a box target (area >= 5 x 5)
+    assert t["box_weight"].sum() == 0  # nor a box target (under min_box_size)
+    t = {k: v.numpy() for k, v in CenterNetCodec(min_box_size=5.0).encode(box, np.full((2, 5, 2), np.nan), 128,
+                                                                         128).items()}
+    assert t["box_weight"][11, 11, 0] == 1 and t["box_weight"].sum() == 1  # 5 x 5 or more: its one cell
 
 
 def test_round_trip_returns_boxes_and_points():
@@ -62,6 +68,7 @@ def test_round_trip_returns_boxes_and_points():
     boxes = np.concatenate([centres - sides / 2, centres + sides / 2], 1)
     marks = centres[:, None] + rng.uniform(-0.4, 0.4, (4, 5, 2)) * sides[:, None]
     targets = {k: v.numpy() for k, v in CODEC.encode(boxes, marks, 256, 256).items()}
+    assert targets["box_weight"].sum() == pytest.approx(4.0)  # every face weighs 1, whatever its size
     out = {k: v.numpy()[0] for k, v in CODEC.decode(outputs_from_targets(targets), top_k=8).items()}
     found = out["scores"] == 1.0
     assert found.sum() == 4
@@ -75,4 +82,4 @@ def test_an_image_without_faces_is_all_background():
     t = {k: v.numpy() for k, v in CODEC.encode(np.zeros((0, 4)), np.zeros((0, 5, 2)), 64, 96).items()}
     assert t["heatmap"].shape == (16, 24, 1) and np.isfinite(t["heatmap"]).all()
     assert t["heatmap"].max() == 0 and t["pos_weight"].max() == 0 and t["keep"].min() == 1
-    assert t["box_mask"].sum() == 0 and t["landmark_mask"].sum() == 0 and t["num_faces"] == 0
+    assert t["box_weight"].sum() == 0 and t["landmark_mask"].sum() == 0 and t["num_faces"] == 0

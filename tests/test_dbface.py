@@ -13,7 +13,7 @@ from facekit import losses, records
 from facekit.config import AugmentConfig
 from facekit.convert import convert_dataset
 from facekit.detection.convert import DetectionSettings
-from facekit.detection.data import compose_canvas, evaluation_scenes
+from facekit.detection.data import compose_canvas, evaluation_scenes, write_mosaic_photos
 from facekit.infer.detections import Detections
 from facekit.landmarks import FIVE, IBUG68, face_box_xyxy, five_from_ibug68
 from facekit.registry import names_for_task
@@ -66,6 +66,10 @@ def test_giou_by_hand():
     boxes = tf.constant([[0.0, 0, 2, 2], [0.0, 0, 1, 1]])
     assert float(losses.giou_loss(boxes, tf.constant([[1.0, 1, 3, 3], [5.0, 5, 6, 6]]), mask)) == \
         pytest.approx(1 - (1 / 7 - 2 / 9), 1e-6)
+    # weighted: the second pair is disjoint, union 2, hull 6 x 6 -> GIoU -34/36
+    weights = tf.constant([[0.25], [0.75]])
+    assert float(losses.giou_loss(boxes, tf.constant([[1.0, 1, 3, 3], [5.0, 5, 6, 6]]), weights)) == \
+        pytest.approx(0.25 * (1 - (1 / 7 - 2 / 9)) + 0.75 * (1 + 34 / 36), 1e-6)
 
 
 def test_detection_record_round_trip_with_and_without_faces():
@@ -200,6 +204,29 @@ def test_mosaic_puts_four_images_in_four_tiles():
     centres = (kept[:, :2] + kept[:, 2:]) / 2
     values = {int(round(out["image"].numpy()[int(y), int(x)].mean())) for x, y in centres}
     assert len(kept) >= 3 and len(values) == len(kept)  # distinct images, one per tile
+
+
+def test_mosaic_photos_hold_their_faces_at_the_asked_sizes(synthetic_scene_records, tmp_path):
+    from facekit.datasets.wider import read_retinaface_labels
+
+    root = str(tmp_path / "mosaics")
+    faces = write_mosaic_photos([synthetic_scene_records[1]], root, count=3, size=320, face_size=(40, 80))
+    photos = read_retinaface_labels(os.path.join(root, "label.txt"))
+    assert [p.path for p in photos] == ["mosaic_0000.jpg", "mosaic_0001.jpg", "mosaic_0002.jpg"]
+    assert sum(len(p.boxes_xyxy) for p in photos) == faces >= 6
+    for photo in photos:
+        image = cv2.imread(os.path.join(root, "images", photo.path))
+        assert image.shape == (320, 320, 3)
+        boxes = photo.boxes_xyxy
+        assert (boxes >= -0.01).all() and (boxes <= 320.01).all()
+        whole = boxes[(boxes[:, 0] > 1) & (boxes[:, 1] > 1) & (boxes[:, 2] < 319) & (boxes[:, 3] < 319)]
+        # one face per tile was scaled into 40-80 px; its neighbours keep their ratio to it (28-110 px drawn)
+        assert (np.sqrt(np.prod(whole[:, 2:] - whole[:, :2], axis=1)) < 80 * 110 / 28).all()
+        marks = photo.landmarks_px
+        marked = np.isfinite(marks).all(axis=(1, 2))  # a face whose points left its tile keeps none
+        low, high = boxes[marked, None, :2] - 1, boxes[marked, None, 2:] + 1
+        assert ((marks[marked] >= low) & (marks[marked] <= high)).all()
+    assert sum(np.isfinite(p.landmarks_px).all(axis=(1, 2)).sum() for p in photos) >= 3
 
 
 def test_five_point_flip_permutation_is_the_reference_one():

@@ -64,6 +64,15 @@ def read_wider_gt(path: str) -> list[WiderImage]:
     return images
 
 
+def retinaface_label_line(box_xyxy, landmarks_px) -> str:
+    """One face of RetinaFace's label.txt: `x y w h`, five `x y 0.0` triples (`-1.0 -1.0 -1.0` for absent
+    points, NaN) and `1.0`."""
+    x0, y0, x1, y1 = (float(v) for v in box_xyxy)
+    points = " ".join("-1.0 -1.0 -1.0" if not np.all(np.isfinite(p)) else f"{p[0]:.2f} {p[1]:.2f} 0.0"
+                      for p in np.asarray(landmarks_px, np.float64).reshape(5, 2))
+    return f"{x0:.2f} {y0:.2f} {x1 - x0:.2f} {y1 - y0:.2f} {points} 1.0"
+
+
 def read_retinaface_labels(path: str) -> list[WiderImage]:
     """Parse RetinaFace's label.txt: `# path` lines, then per face x y w h [5 x (x y flag)] [score]."""
     images: list[WiderImage] = []
