@@ -29,6 +29,7 @@ from facekit.verify import shard_digest, verify_folder
 PARTIAL_STATE = "conversion.partial.json"
 PREVIEW = "preview.jpg"
 BOX_SOURCES = ("landmarks", "annotation")
+OUTSIDE_POLICIES = ("skip", "keep")
 
 
 @dataclass(frozen=True)
@@ -43,9 +44,16 @@ class ConvertSettings:
     jpeg_quality: int = 95
     reduced_decode: bool = True  # let libjpeg decode at 1/2, 1/4, 1/8 when the crop shrinks that much anyway
     reader: ReaderOptions = field(default_factory=ReaderOptions)
+    # faces with landmarks outside the photo: skip them, or keep them (the crop pads with zeros, the points keep
+    # their crop coordinates); None: keep for formats whose points may leave the image (300W-LP, AFLW2000-3D)
+    outside: str | None = None
 
     def __post_init__(self):
-        get_format(self.format)
+        fmt = get_format(self.format)
+        if self.outside is None:
+            object.__setattr__(self, "outside", "keep" if fmt.points_leave_image else "skip")
+        if self.outside not in OUTSIDE_POLICIES:
+            raise ValueError(f"outside must be one of {OUTSIDE_POLICIES}, got {self.outside!r}")
         if self.image_size < 8:
             raise ValueError(f"image size must be at least 8, got {self.image_size}")
         if not 0 <= self.margin <= 2:
@@ -67,10 +75,16 @@ class ConvertSettings:
     def write_preview(self, path: str, converted: list) -> None:
         write_preview(path, converted)
 
+    def shard_fields(self, converted: list) -> dict:
+        """converted [(item name, CropRecord)] of one shard -> how many kept points outside their photo."""
+        return {"points_outside_image": sum(points_outside_image(record) for _, record in converted)}
+
     def manifest_fields(self, shards: list[dict]) -> dict:
         fmt = get_format(self.format)
         return {"task": "landmarks", "format": fmt.name, "scheme": fmt.scheme.name,
-                "num_points": fmt.scheme.num_points, "image_size": self.image_size, "margin": self.margin}
+                "num_points": fmt.scheme.num_points, "image_size": self.image_size, "margin": self.margin,
+                "outside": self.outside,
+                "faces_with_points_outside_image": sum(s.get("points_outside_image", 0) for s in shards)}
 
 
 class ConversionError(RuntimeError):
@@ -134,14 +148,26 @@ def _check_points(sample: Sample, num_points: int) -> None:
         raise SampleError(f"{sample.image_path}: landmarks contain NaN or infinite values")
 
 
+def outside_image(points_px: np.ndarray, size_hw) -> np.ndarray:
+    """(K,) bool: points (K, 2) outside the continuous image [0, W] x [0, H]."""
+    h, w = size_hw
+    return (points_px[:, 0] < 0) | (points_px[:, 0] > w) | (points_px[:, 1] < 0) | (points_px[:, 1] > h)
+
+
+def points_outside_image(record: records.CropRecord) -> bool:
+    """Whether a converted face kept landmarks that lie outside its source photo."""
+    box = np.asarray(record.box_xyxy, np.float64)
+    return bool(outside_image(box[:2] + record.points_norm * (box[2:] - box[:2]), record.source_hw).any())
+
+
 def _check_inside(sample: Sample, size_hw: tuple[int, int]) -> None:
     pts = sample.points_px
-    h, w = size_hw
-    outside = (pts[:, 0] < 0) | (pts[:, 0] > w) | (pts[:, 1] < 0) | (pts[:, 1] > h)
+    outside = outside_image(pts, size_hw)
     if outside.any():
         i = int(np.argmax(outside))
-        raise SampleError(f"{sample.image_path}: {int(outside.sum())} landmarks outside the {w}x{h} image "
-                          f"(point {i} at ({pts[i, 0]:.1f}, {pts[i, 1]:.1f}))")
+        raise SampleError(f"{sample.image_path}: {int(outside.sum())} landmarks outside the {size_hw[1]}x"
+                          f"{size_hw[0]} image (point {i} at ({pts[i, 0]:.1f}, {pts[i, 1]:.1f})); "
+                          "--outside keep converts such faces")
 
 
 def _reduction(path: str, side: float, size: int, enabled: bool) -> int:
@@ -168,7 +194,8 @@ def prepare_record(fmt: DatasetFormat, input_dir: str, item, settings: ConvertSe
     side = max(face_box[2] - face_box[0], face_box[3] - face_box[1]) * scale
     reduction = _reduction(sample.image_path, side, settings.image_size, settings.reduced_decode)
     image, size_hw = read_image(sample.image_path, reduction)
-    _check_inside(sample, size_hw)
+    if settings.outside == "skip":
+        _check_inside(sample, size_hw)
     box = square_crop_box(face_box, scale, align=reduction)
     crop = crop_and_resize(image, box / reduction, settings.image_size)
     ok, jpeg = cv2.imencode(".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, settings.jpeg_quality])

@@ -201,6 +201,27 @@ def test_real_aflw2000_maps_back_and_keeps_pose(tmp_path):
         assert rec["image"].shape == (128, 128, 3)
 
 
+def test_points_outside_the_photo_are_kept_for_300wlp_and_skipped_on_request(synthetic_300wlp, tmp_path):
+    raw = tmp_path / "raw"
+    shutil.copytree(synthetic_300wlp, raw)
+    path = str(raw / "HELEN" / "HELEN_synth_00001_0.mat")
+    mat = scipy.io.loadmat(path)
+    mat["pt2d"][:, 0] = [-11.5, 40.5]  # jaw point 0 at x = -12 (0-based): 12 px left of the 450 x 450 photo
+    scipy.io.savemat(path, {k: v for k, v in mat.items() if not k.startswith("__")})
+    kept = convert_dataset(str(raw), str(tmp_path / "keep"), ConvertSettings("300wlp"), progress=False)
+    assert kept["outside"] == "keep" and kept["num_records"] == 30 and kept["faces_with_points_outside_image"] == 1
+    rec = next(r for r in read_records(str(tmp_path / "keep")) if r["source_id"].decode().endswith("00001_0.jpg"))
+    np.testing.assert_allclose(crop_norm_to_points(rec["points_norm"], rec["box_xyxy"])[0], [-12, 40], atol=1e-3)
+    assert (rec["image"][:, :2] == 0).all()  # the crop reaches past the photo's left edge: zero padding
+    skipped = convert_dataset(str(raw), str(tmp_path / "skip"), ConvertSettings("300wlp", outside="skip"),
+                              progress=False)
+    assert skipped["num_records"] == 29 and skipped["faces_with_points_outside_image"] == 0
+    assert "1 landmarks outside the 450x450 image" in skipped["skipped"][0]["reason"]
+    assert ConvertSettings("ibug68").outside == "skip" and ConvertSettings("aflw2000").outside == "keep"
+    with pytest.raises(ValueError, match="outside must be one of"):
+        ConvertSettings("300wlp", outside="clip")
+
+
 @requires_shared
 def test_real_mtfl_five_points_and_estimated_pose(tmp_path):
     src = SHARED_DATA / "mtfl_train"

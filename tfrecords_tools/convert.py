@@ -18,7 +18,7 @@ import os
 import sys
 import time
 
-from facekit.convert import BOX_SOURCES, ConversionError, ConvertSettings, convert_dataset, repair_dataset
+from facekit.convert import BOX_SOURCES, OUTSIDE_POLICIES, ConversionError, ConvertSettings, convert_dataset, repair_dataset
 from facekit.datasets import FORMATS, ReaderOptions
 from facekit.detection.convert import DETECTION_FORMATS, DetectionSettings
 from facekit.datasets.mat3d import LANDMARK_SOURCES
@@ -43,6 +43,9 @@ def parse_args(argv):
     p.add_argument("--shard-size", type=int, default=1000, help="samples per shard (default 1000)")
     p.add_argument("--box-source", choices=BOX_SOURCES, default="landmarks",
                    help="crop around the landmarks or the annotated face box (WFLW)")
+    p.add_argument("--outside", choices=OUTSIDE_POLICIES,
+                   help="faces with landmarks outside the photo: skip, or keep them (points keep their crop "
+                   "coordinates; the crop pads with zeros). Default: keep for 300wlp and aflw2000, else skip")
     p.add_argument("--landmarks-source", choices=LANDMARK_SOURCES, default="pt2d",
                    help="300W-LP: pt2d in NAME.mat, or pts_2d / pts_3d in landmarks/SUBSET/NAME_pts.mat")
     p.add_argument("--exclude-300w-test", action="store_true",
@@ -85,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
             ConvertSettings(
                 format=args.format, image_size=args.image_size, margin=args.margin, box_source=args.box_source,
                 shard_size=args.shard_size, jpeg_quality=args.jpeg_quality, reduced_decode=not args.full_decode,
+                outside=args.outside,
                 reader=ReaderOptions(landmarks_source=args.landmarks_source,
                                      exclude_300w_test=args.exclude_300w_test, annotations=args.annotations))
         if args.repair:
@@ -108,6 +112,9 @@ def main(argv: list[str] | None = None) -> int:
           f"({seconds:.1f} s); {manifest['num_skipped']} skipped")
     for reason, count in manifest["skipped_by_reason"].items():
         print(f"  skipped {count}: {reason}")
+    if manifest.get("faces_with_points_outside_image"):
+        print(f"  kept {manifest['faces_with_points_outside_image']} faces with landmarks outside their photo "
+              "(--outside keep)")
     for reason, count in manifest.get("dropped_faces_by_reason", {}).items():
         print(f"  faces left out {count}: {reason}")
     return 0

@@ -18,11 +18,12 @@ class DatasetFormat:
     scheme: LandmarkScheme
     list_items: Callable[[str, ReaderOptions], list]  # (input_dir, options) -> items
     load_sample: Callable[[str, object, ReaderOptions], Sample]  # (input_dir, item, options) -> Sample
+    points_leave_image: bool = False  # fitted 3D-model points may lie outside the photo (conversion keeps them)
 
 
 FORMATS = {f.name: f for f in (
-    DatasetFormat("300wlp", IBUG68, mat3d.list_300wlp, mat3d.load_300wlp),
-    DatasetFormat("aflw2000", IBUG68, mat3d.list_aflw2000, mat3d.load_aflw2000),
+    DatasetFormat("300wlp", IBUG68, mat3d.list_300wlp, mat3d.load_300wlp, points_leave_image=True),
+    DatasetFormat("aflw2000", IBUG68, mat3d.list_aflw2000, mat3d.load_aflw2000, points_leave_image=True),
     DatasetFormat("ibug68", IBUG68, pts.list_pts, pts.load_pts),
     DatasetFormat("wflw", WFLW98, lines.list_wflw, lines.load_wflw),
     DatasetFormat("mtfl", FIVE, lines.list_mtfl, lines.load_mtfl),
