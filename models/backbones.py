@@ -36,10 +36,12 @@ def conv_bn(x, filters: int, kernel: int = 3, stride: int = 1, activation: str |
     return layers.Activation(activation, name=f"{name}_{activation}")(x) if activation else x
 
 
-def inverted_residual(x, filters: int, stride: int, expansion: float, name: str):
-    """MobileNetV2 block: 1x1 expand, 3x3 depthwise, 1x1 linear project; residual when shapes match."""
+def inverted_residual(x, filters: int, stride: int, expansion: float, name: str, expanded: int | None = None):
+    """MobileNetV2 block: 1x1 expand (to `expanded` channels, default input channels x expansion), 3x3 depthwise,
+    1x1 linear project; residual when shapes match."""
     in_channels = x.shape[-1]
-    y = conv_bn(x, int(round(in_channels * expansion)), 1, name=f"{name}_expand") if expansion != 1 else x
+    expanded = expanded or int(round(in_channels * expansion))
+    y = conv_bn(x, expanded, 1, name=f"{name}_expand") if expanded != in_channels else x
     y = layers.DepthwiseConv2D(3, stride, padding="same", use_bias=False, name=f"{name}_dw")(y)
     y = batch_norm(f"{name}_dw_bn")(y)
     y = layers.ReLU(6.0, name=f"{name}_dw_relu6")(y)

@@ -1,7 +1,8 @@
 """PFLD: MobileNetV2 inverted-residual backbone, multi-scale landmark head, and an auxiliary pose subnet.
 
 The pose output ("pose": pitch, yaw, roll in radians) exists for training only; export drops it. The width
-multiplier scales the backbone's channels through `make_divisible` (pfld = 1.0, pfld_025 = 0.25).
+multiplier scales the blocks' output channels through `make_divisible` (pfld = 1.0, pfld_025 = 0.25); see
+build_pfld for the layout questions the paper leaves open.
 """
 from __future__ import annotations
 
@@ -23,27 +24,41 @@ def pose_subnet(features):
     return layers.Dense(3, name="aux_fc2")(x)
 
 
-def build_pfld(num_points: int = 68, input_size: int = 112, width: float = 1.0) -> keras.Model:
-    """(N, S, S, 3) RGB in [0, 255] -> {"landmarks": (N, 2K), "pose": (N, 3)}."""
+def build_pfld(num_points: int = 68, input_size: int = 112, width: float = 1.0, fixed_expansion: bool = True,
+               flatten_scales: bool = True) -> keras.Model:
+    """(N, S, S, 3) RGB in [0, 255] -> {"landmarks": (N, 2K), "pose": (N, 3)}.
+
+    width scales every block's output channels. fixed_expansion keeps the inverted residuals' expanded widths
+    at their 1.0x values (128, 512, 256), as the PFLD authors' TensorFlow code does; otherwise they scale too.
+    flatten_scales feeds S1 (14 x 14) and S2 (7 x 7) to the FC whole instead of average-pooled. Both on (the
+    default) is the reading of the paper closest to its sizes: 0.25x 0.59 M parameters, 2.4 MB float32 for
+    the paper's 2.1 MB (pooled and scaled, the popular PyTorch port's layout: 0.10 M); 1.0x 1.87 M, 7.5 MB,
+    the largest any reading gives, against the paper's 12.5 MB (no layout of Table 1 reaches it)."""
     def c(channels):
         return make_divisible(channels * width)
+
+    def wide(channels):
+        return channels if fixed_expansion else None
 
     inputs = keras.Input((input_size, input_size, 3), name="image")
     x = conv_bn(preprocess(inputs), c(64), 3, 2, name="conv1")
     x = layers.DepthwiseConv2D(3, padding="same", use_bias=False, name="conv2_dw")(x)
     x = layers.ReLU(name="conv2_relu")(batch_norm("conv2_bn")(x))
     for i in range(5):
-        x = inverted_residual(x, c(64), 2 if i == 0 else 1, 2, name=f"conv3_{i + 1}")
+        x = inverted_residual(x, c(64), 2 if i == 0 else 1, 2, name=f"conv3_{i + 1}", expanded=wide(128))
     aux_features = x
-    x = inverted_residual(x, c(128), 2, 2, name="conv4_1")
+    x = inverted_residual(x, c(128), 2, 2, name="conv4_1", expanded=wide(128))
     for i in range(6):
-        x = inverted_residual(x, c(128), 1, 4, name=f"conv5_{i + 1}")
-    s1 = inverted_residual(x, c(16), 1, 2, name="conv6_1")
+        x = inverted_residual(x, c(128), 1, 4, name=f"conv5_{i + 1}", expanded=wide(512))
+    s1 = inverted_residual(x, c(16), 1, 2, name="conv6_1", expanded=wide(256))
     s2 = conv_bn(s1, c(32), 3, 2, name="conv7")
     s3 = conv_bn(s2, c(128), s2.shape[1], 1, padding="valid", name="conv8")
-    pooled = [layers.GlobalAveragePooling2D(name="pool_s1")(s1), layers.GlobalAveragePooling2D(name="pool_s2")(s2),
-              layers.Flatten(name="flatten_s3")(s3)]
-    landmarks = layers.Dense(2 * num_points, name="fc")(layers.Concatenate(name="multiscale")(pooled))
+    if flatten_scales:
+        scales = [layers.Flatten(name="flatten_s1")(s1), layers.Flatten(name="flatten_s2")(s2)]
+    else:
+        scales = [layers.GlobalAveragePooling2D(name="pool_s1")(s1), layers.GlobalAveragePooling2D(name="pool_s2")(s2)]
+    scales.append(layers.Flatten(name="flatten_s3")(s3))
+    landmarks = layers.Dense(2 * num_points, name="fc")(layers.Concatenate(name="multiscale")(scales))
     return named_model(inputs, {"landmarks": landmarks, "pose": pose_subnet(aux_features)},
                        f"pfld_{width:g}".replace(".", ""))
 
