@@ -4,7 +4,9 @@
 
 Needs ../shared/data/ibug68 (research-only data, not in the repository). 100 HELEN-train faces (seeded choice)
 are held out for validation and best-checkpoint selection; HELEN-test is used for the final numbers only.
-Rerunning resumes unfinished training runs and reuses finished ones.
+Each best model is exported to int8 TFLite (RUN/export) for the table's size and 1-thread latency (median of
+300). Writes WORK/ced_helen_test.png: every model's CED, dlib's mean as a dashed line (its curve is unknown).
+Rerunning resumes unfinished training runs and reuses finished ones and exports.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from facekit.files import read_json
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IBUG = os.path.join(os.path.dirname(ROOT), "shared", "data", "ibug68")
 BARS = {"senet": 0.075, "pfld": 0.065, "pfld_025": 0.065, "pipnet": 0.065}  # PFLD bar for both widths
+BEST_BAR = 0.05  # the best model of the table
 DLIB_NME = 0.0314  # dlib's 68-point predictor (trained on all of 300W) on this set, from the issue
 
 
@@ -46,9 +49,22 @@ def prepare_data(work: str, val_count: int = 100) -> dict:
             "test": [convert("test", os.path.join(IBUG, "helen_test"), os.path.join(data, "helen_test"))]}
 
 
+def int8_figures(run: str, val_dirs: list[str]) -> tuple[int, float, float]:
+    """(exported parameters, int8 .tflite KB, its 1-thread median latency in ms); exports int8 when missing."""
+    from facekit.export import export_run, rebuild_float32, serving_model
+    from latency import tflite_latency_ms
+
+    network, codec, _, spec = rebuild_float32(run)
+    params = serving_model(network, codec, spec.training_only_outputs).count_params()
+    path = os.path.join(run, "export", f"{spec.name}_int8.tflite")
+    if not os.path.exists(path):
+        export_run(run, os.path.join(run, "export"), formats=("tflite_int8",), val_dirs=val_dirs)
+    return params, os.path.getsize(path) / 1024, tflite_latency_ms(path)[0]
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--models", nargs="+", default=["senet", "pfld", "pipnet"])
+    p.add_argument("--models", nargs="+", default=["senet", "pfld", "pfld_025", "pipnet"])
     p.add_argument("--minutes", type=float, default=60.0, help="training budget per model (wall clock)")
     p.add_argument("--work", default=os.path.join("runs", "accuracy"))
     p.add_argument("--set", nargs="*", default=[], help="extra config overrides for every model")
@@ -56,7 +72,7 @@ def main(argv=None) -> int:
     if not os.path.isdir(IBUG):
         print(f"error: {IBUG} is absent; this benchmark needs the shared ibug68 data", file=sys.stderr)
         return 2
-    sys.path.insert(0, os.path.join(ROOT, "training"))
+    sys.path[:0] = [os.path.join(ROOT, "training"), os.path.join(ROOT, "benchmarks")]
     import train
     from facekit.evaluation import draw_predictions, evaluate_run, format_report, plot_ced, write_metrics
 
@@ -75,20 +91,25 @@ def main(argv=None) -> int:
         write_metrics(result, os.path.join(run, "helen_test.json"), run, splits["test"])
         draw_predictions(result, os.path.join(run, "helen_test_worst.jpg"), worst=True)
         curves[model] = result["nme"]
-        rows.append((model, metrics, result["summary"]))
-    plot_ced(curves, os.path.join(args.work, "ced_helen_test.png"))
+        rows.append((model, metrics, result["summary"], int8_figures(run, splits["val"])))
+    plot_ced(curves, os.path.join(args.work, "ced_helen_test.png"), markers={"dlib": DLIB_NME})
 
     print(f"\nHELEN test (330 faces), inter-ocular NME; trained on HELEN train less 100 held out for validation, "
-          f"plus AFW ({rows[0][1]['train_records'] if rows else 0} faces); training time is wall clock on this machine")
-    print(f"{'model':<10} {'epochs':>6} {'train min':>9} {'NME %':>7} {'FR@.08':>7} {'FR@.10':>7} {'AUC@.08':>8} "
-          f"{'AUC@.10':>8} {'bar %':>6} {'x dlib':>7}")
-    for model, metrics, s in rows:
+          f"plus AFW ({rows[0][1]['train_records'] if rows else 0} faces); training time is wall clock on this "
+          "machine; params: the exported network; int8 latency: TFLite, 1 thread, batch 1")
+    print(f"{'model':<10} {'input':>5} {'params M':>8} {'int8 KB':>7} {'epochs':>6} {'train min':>9} {'NME %':>7} "
+          f"{'FR@.10':>7} {'AUC@.10':>8} {'int8 ms':>7} {'bar %':>8} {'x dlib':>7}")
+    for model, metrics, s, (params, size_kb, latency) in rows:
         bar = BARS.get(model)
         verdict = "-" if bar is None else f"{100 * bar:.1f}{' ok' if s['nme'] <= bar else ' MISS'}"
-        print(f"{model:<10} {metrics['epochs_run']:>6} {metrics['train_seconds'] / 60:>9.1f} {100 * s['nme']:>7.2f} "
-              f"{100 * s['fr_0.08']:>7.2f} {100 * s['fr_0.10']:>7.2f} {100 * s['auc_0.08']:>8.2f} "
-              f"{100 * s['auc_0.10']:>8.2f} {verdict:>6} {s['nme'] / DLIB_NME:>7.2f}")
-    print(f"{'dlib (ref)':<10} {'':>6} {'':>9} {100 * DLIB_NME:>7.2f}")
+        print(f"{model:<10} {metrics['input_size']:>5} {params / 1e6:>8.2f} {size_kb:>7.0f} {metrics['epochs_run']:>6} "
+              f"{metrics['train_seconds'] / 60:>9.1f} {100 * s['nme']:>7.2f} {100 * s['fr_0.10']:>7.2f} "
+              f"{100 * s['auc_0.10']:>8.2f} {latency:>7.3f} {verdict:>8} {s['nme'] / DLIB_NME:>7.2f}")
+    print(f"{'dlib (ref)':<10} {'':>5} {'':>8} {'':>7} {'':>6} {'':>9} {100 * DLIB_NME:>7.2f}")
+    best = min(rows, key=lambda row: row[2]["nme"]) if rows else None
+    if best:
+        print(f"best model: {best[0]} {100 * best[2]['nme']:.2f}% (bar {100 * BEST_BAR:.1f}%: "
+              f"{'ok' if best[2]['nme'] <= BEST_BAR else 'MISS'})")
     return 0
 
 

@@ -102,7 +102,13 @@ def training_dataset(record_dirs: list[str], input_size: int, codec, data: DataC
 
     ds = augmented_crops(record_dirs, input_size, data, augment_config, seed)
     ds = ds.map(prepare, num_parallel_calls=AUTOTUNE, deterministic=True)
-    return ds.batch(data.batch_size, drop_remainder=True).prefetch(AUTOTUNE)
+    ds = ds.batch(data.batch_size, drop_remainder=True).prefetch(AUTOTUNE)
+    if data.pipeline_threads:
+        options = tf.data.Options()
+        options.threading.private_threadpool_size = data.pipeline_threads
+        options.threading.max_intra_op_parallelism = 1
+        ds = ds.with_options(options)
+    return ds
 
 
 def evaluation_arrays(record_dirs: list[str], input_size: int, limit: int | None = None) -> dict:

@@ -44,8 +44,9 @@ def format_report(result: dict) -> str:
     return "\n".join(lines)
 
 
-def plot_ced(curves: dict, path: str, threshold: float = 0.10) -> None:
-    """curves: label -> (N,) NME. Writes the cumulative error distribution up to threshold as a PNG."""
+def plot_ced(curves: dict, path: str, threshold: float = 0.10, markers: dict | None = None) -> None:
+    """curves: label -> (N,) NME. Writes the cumulative error distribution up to threshold as a PNG; markers:
+    label -> mean NME of a method known only by its mean, drawn as a dashed vertical line (not a curve)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -54,6 +55,8 @@ def plot_ced(curves: dict, path: str, threshold: float = 0.10) -> None:
     for label, nme in curves.items():
         x, y = ced_curve(nme, threshold)
         ax.plot(100 * x, 100 * y, label=f"{label} (NME {100 * np.mean(nme):.2f}%)")
+    for label, mean in (markers or {}).items():
+        ax.axvline(100 * mean, color="grey", linestyle="--", label=f"{label} (mean NME {100 * mean:.2f}%)")
     ax.set(xlabel="NME (%)", ylabel="images (%)", xlim=(0, 100 * threshold), ylim=(0, 100),
            title="Cumulative error distribution")
     ax.grid(alpha=0.3)
