@@ -73,7 +73,8 @@ def main(argv=None) -> int:
                 raise RuntimeError(f"export of {name} failed:\n{export.stderr[-2000:]}")
             if export.returncode:  # timing needs the file, not parity; say so beside the table
                 failed = [line for line in export.stderr.splitlines() if "parity FAILED" in line]
-                print(f"note: {name} is timed although its export missed parity: {failed[-1:]}", file=sys.stderr)
+                print(f"note: {name} is timed although its export missed parity: {'; '.join(failed)}",
+                      file=sys.stderr)
             models[name] = os.path.join(out, written[0])
         subprocess.run([sys.executable, "freeze/export.py", "--mtcnn", "package", "--out", tmp], check=True,
                        capture_output=True)

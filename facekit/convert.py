@@ -22,7 +22,8 @@ from facekit import records
 from facekit.files import read_json, write_json
 from facekit.draw import draw_points, tile
 from facekit.datasets import DatasetFormat, ReaderOptions, Sample, SampleError, get_format
-from facekit.geometry import crop_and_resize, landmark_box_xyxy, points_to_crop_norm, square_crop_box
+from facekit.geometry import (crop_and_resize, crop_norm_to_points, landmark_box_xyxy, points_to_crop_norm,
+                              square_crop_box)
 from facekit.pose import estimate_pose
 from facekit.verify import shard_digest, verify_folder
 
@@ -156,8 +157,7 @@ def outside_image(points_px: np.ndarray, size_hw) -> np.ndarray:
 
 def points_outside_image(record: records.CropRecord) -> bool:
     """Whether a converted face kept landmarks that lie outside its source photo."""
-    box = np.asarray(record.box_xyxy, np.float64)
-    return bool(outside_image(box[:2] + record.points_norm * (box[2:] - box[:2]), record.source_hw).any())
+    return bool(outside_image(crop_norm_to_points(record.points_norm, record.box_xyxy), record.source_hw).any())
 
 
 def _check_inside(sample: Sample, size_hw: tuple[int, int]) -> None:
