@@ -1,7 +1,10 @@
 """Converter throughput (images/s) with 1 and 2 workers next to a bound: a plain loop that only reads, decodes,
 crops, resizes and JPEG-encodes the same images (crop boxes computed beforehand, outside the timing).
 
-    python benchmarks/convert_throughput.py [--count 600] [--repeats 3] [--image-size 112]
+    python benchmarks/convert_throughput.py [--count 600] [--repeats 3] [--image-size 112] [--runner beam]
+
+--runner beam (in the requirements-beam.txt environment) adds the Beam DirectRunner, in process and with 2
+worker processes, next to the local converter.
 
 Data: synthetic 300W-LP faces (450x450 JPEG + .mat, like the real dataset). Times are medians of --repeats runs,
 each a full conversion into a fresh folder (worker start-up included, TensorFlow import excluded).
@@ -33,9 +36,10 @@ def bound_loop(jobs, size, quality):
         cv2.imencode(".jpg", crop_and_resize(image, box, size), [cv2.IMWRITE_JPEG_QUALITY, quality])
 
 
-def converter_run(raw, tmp, settings, workers):
+def converter_run(raw, tmp, settings, workers=1, runner="local", beam_args=()):
     """A timed run: a whole conversion into a fresh folder."""
-    return lambda: convert_dataset(raw, tempfile.mkdtemp(dir=tmp), settings, workers=workers, progress=False)
+    return lambda: convert_dataset(raw, tempfile.mkdtemp(dir=tmp), settings, workers=workers, progress=False,
+                                   runner=runner, beam_args=beam_args)
 
 
 def timed(fn, repeats):
@@ -52,6 +56,7 @@ def main(argv=None) -> int:
     p.add_argument("--count", type=int, default=600, help="synthetic faces (plus 1/4 mirrored copies)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--image-size", type=int, default=112)
+    p.add_argument("--runner", choices=["local", "beam"], default="local", help="beam: add Beam DirectRunner rows")
     args = p.parse_args(argv)
     # Imported here, not at the top: spawned workers re-import this script and must not load TensorFlow.
     import tensorflow  # noqa: F401  (so that no timed run pays for the import)
@@ -70,6 +75,11 @@ def main(argv=None) -> int:
                 "converter, 1 worker": converter_run(raw, tmp, settings, 1),
                 "converter, 2 workers": converter_run(raw, tmp, settings, 2),
                 "converter, 1 worker, --full-decode": converter_run(raw, tmp, full_decode, 1)}
+        if args.runner == "beam":
+            runs["Beam DirectRunner, in process"] = converter_run(raw, tmp, settings, runner="beam")
+            runs["Beam DirectRunner, 2 processes"] = converter_run(
+                raw, tmp, settings, runner="beam",
+                beam_args=["--direct_num_workers=2", "--direct_running_mode=multi_processing"])
         rates = {label: n / timed(fn, args.repeats) for label, fn in runs.items()}
     bound = rates["bound: decode+crop+resize+encode loop"]
     one = rates["converter, 1 worker"]

@@ -29,6 +29,7 @@ from facekit.verify import shard_digest, verify_folder
 
 PARTIAL_STATE = "conversion.partial.json"
 PREVIEW = "preview.jpg"
+RUNNERS = ("local", "beam")
 BOX_SOURCES = ("landmarks", "annotation")
 OUTSIDE_POLICIES = ("skip", "keep")
 
@@ -217,12 +218,12 @@ def prepare_record(fmt: DatasetFormat, input_dir: str, item, settings: ConvertSe
 _WORKER: dict = {}
 
 
-def _init_worker(input_dir: str, settings) -> None:
+def init_worker(input_dir: str, settings) -> None:
     cv2.setNumThreads(1)
     _WORKER.update(input_dir=input_dir, settings=settings)
 
 
-def _convert_item(item) -> tuple[object, bytes] | str:
+def convert_item(item) -> tuple[object, bytes] | str:
     """Worker task: the record and its serialised example, or the reason the sample was skipped."""
     settings = _WORKER["settings"]
     try:
@@ -285,29 +286,47 @@ def _remove_outputs(output_dir: str) -> None:
 
 def convert_dataset(input_dir: str, output_dir: str, settings, name: str | None = None,
                     workers: int = 1, split_list: str | None = None, overwrite: bool = False,
-                    progress: bool = True) -> dict:
+                    progress: bool = True, runner: str = "local", beam_args: tuple[str, ...] = ()) -> dict:
     """Convert a raw dataset folder into `output_dir`; returns the manifest (also written as manifest.json).
 
     settings: ConvertSettings (face crops for landmark models), facekit.detection.convert.DetectionSettings
     (whole images with face boxes) or facekit.mtcnn_samples.SampleSettings (MTCNN training windows; input_dir
-    None, the settings name their record folders). Raises ValueError for bad arguments or input,
+    None, the settings name their record folders). runner "beam" runs the per-sample work and the shard writing
+    as an Apache Beam pipeline (facekit.beam_runner; beam_args are its pipeline options) instead of `workers`
+    local processes: same records, manifest and preview. Raises ValueError for bad arguments or input,
     ConversionError when no sample could be converted.
     """
+    if runner not in RUNNERS:
+        raise ValueError(f"unknown runner {runner!r}; choose from {', '.join(RUNNERS)}")
+    beam_runner = import_beam_runner() if runner == "beam" else None  # before anything is written
     items, name, num_shards, fingerprint = _plan(input_dir, settings, name, split_list)
     previous = _prepare_output(output_dir, fingerprint, overwrite)
     if previous is not None and "shards" in previous:
         return previous  # an identical, complete conversion is already there
     done = {int(k): v for k, v in (previous or {}).get("done", {}).items()}
     todo_items = _shard_items([k for k in range(num_shards) if k not in done], len(items), settings.shard_size)
+    if beam_runner:
+        done.update(beam_runner.convert_shards_on_beam(todo_items, items, input_dir, output_dir, settings, name,
+                                                       num_shards, beam_args))
+        write_json(os.path.join(output_dir, PARTIAL_STATE), {"fingerprint": fingerprint, "done": done})
+        return _finish(output_dir, fingerprint, settings, name, num_shards, done)
     with tqdm(total=len(items), initial=len(items) - len(todo_items), unit="img", disable=not progress,
               desc=f"convert {settings.format}") as bar:
         for k, result in _shard_results(todo_items, items, input_dir, settings, workers, bar):
-            done[k] = _write_shard(output_dir, records.shard_name(name, k, num_shards), result, settings)
-            if k == 0:
-                settings.write_preview(os.path.join(output_dir, PREVIEW),
-                                       [r for _, r in result if not isinstance(r, str)])
+            done[k] = write_shard_and_preview(output_dir, name, k, num_shards, result, settings)
             write_json(os.path.join(output_dir, PARTIAL_STATE), {"fingerprint": fingerprint, "done": done})
     return _finish(output_dir, fingerprint, settings, name, num_shards, done)
+
+
+def import_beam_runner():
+    """facekit.beam_runner, or a ValueError that says how to install Beam."""
+    try:
+        from facekit import beam_runner
+    except ImportError as err:
+        raise ValueError(f"--runner beam needs Apache Beam ({err}), an optional extra: "
+                         "pip install -r requirements-beam.txt (or pip install -e .[beam]) in its own environment") \
+            from None
+    return beam_runner
 
 
 def _plan(input_dir, settings, name, split_list) -> tuple[list, str, int, dict]:
@@ -351,12 +370,12 @@ def repair_dataset(input_dir: str, output_dir: str, settings, name: str | None =
     with tqdm(total=len(todo_items), unit="img", disable=not progress, desc="repair") as bar:
         for k, result in _shard_results(todo_items, items, input_dir, settings, workers, bar):
             entry = manifest["shards"][k]
-            _write_shard(output_dir, entry["file"], result, settings, expected=entry)
+            write_shard(output_dir, entry["file"], result, settings, expected=entry)
     return problems
 
 
 def _convert_block(block: list) -> list:
-    return [_convert_item(item) for item in block]
+    return [convert_item(item) for item in block]
 
 
 def _ordered_results(tasks: list, input_dir: str, settings: ConvertSettings, workers: int):
@@ -366,12 +385,12 @@ def _ordered_results(tasks: list, input_dir: str, settings: ConvertSettings, wor
     process converts the next unassigned block itself whenever the next result in order is not ready, so N
     processes share N cores, the main one works while the others start, and the load balances itself.
     """
-    _init_worker(input_dir, settings)
+    init_worker(input_dir, settings)
     if workers <= 1:
-        yield from map(_convert_item, tasks)
+        yield from map(convert_item, tasks)
         return
     blocks = [tasks[i:i + 16] for i in range(0, len(tasks), 16)]
-    pool = multiprocessing.get_context("spawn").Pool(workers - 1, _init_worker, (input_dir, settings))
+    pool = multiprocessing.get_context("spawn").Pool(workers - 1, init_worker, (input_dir, settings))
     pending: dict[int, object] = {}  # block index -> AsyncResult (pool) or finished list (main process)
     assigned = 0
     try:
@@ -407,7 +426,7 @@ def _shard_results(todo_items, items, input_dir, settings, workers, bar):
         yield current, batch
 
 
-def _write_shard(output_dir: str, file_name: str, results: list, settings, expected: dict | None = None) -> dict:
+def write_shard(output_dir: str, file_name: str, results: list, settings, expected: dict | None = None) -> dict:
     """Write one shard atomically; returns its entry {file, num_records, bytes, sha256, skipped} plus the job's
     own per-shard fields (settings.shard_fields: faces for detection records, sample kinds for MTCNN samples).
     An item's serialised payload is one example, or a list of examples (MTCNN: many samples per image).
@@ -436,6 +455,14 @@ def _write_shard(output_dir: str, file_name: str, results: list, settings, expec
     os.replace(path + ".tmp", path)
     extra = settings.shard_fields(converted) if hasattr(settings, "shard_fields") else {}
     return {"file": file_name, "num_records": count, **digest, "skipped": skipped, **extra}
+
+
+def write_shard_and_preview(output_dir: str, name: str, k: int, num_shards: int, results: list, settings) -> dict:
+    """write_shard for shard k of num_shards; shard 0's converted samples also make the preview picture."""
+    entry = write_shard(output_dir, records.shard_name(name, k, num_shards), results, settings)
+    if k == 0:
+        settings.write_preview(os.path.join(output_dir, PREVIEW), [r for _, r in results if not isinstance(r, str)])
+    return entry
 
 
 def write_preview(path: str, results: list, count: int = 32) -> None:

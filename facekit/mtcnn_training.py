@@ -20,7 +20,8 @@ from facekit.config import AugmentConfig, Config
 from facekit.mtcnn import LOSS_WEIGHTS, mtcnn_loss
 from facekit.mtcnn_samples import KIND_NAMES, MIX, STAGE_SIZES, SampleKind, write_sample_preview
 from facekit.registry import ModelSpec
-from facekit.training import BEST_MODEL, finished_metrics, fit_run, learning_rate, make_optimizer, prepare_run
+from facekit.training import (BEST_MODEL, NetworkTrainer, finished_metrics, fit_run, learning_rate, make_optimizer,
+                              prepare_run)
 from facekit.verify import naming_damaged_shards
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -152,26 +153,17 @@ def validation_metrics(outputs: dict, samples: dict, weights) -> dict:
     return out
 
 
-class StageTrainer(keras.Model):
-    """Wraps a stage network so that Keras' fit computes the MTCNN loss; logs its parts next to the total."""
+class StageTrainer(NetworkTrainer):
+    """A stage network under the MTCNN loss; logs its parts next to the total."""
+
+    part_names = LOSS_PARTS
 
     def __init__(self, network, weights, keep: float = 0.7, **kwargs):
-        super().__init__(**kwargs)
-        self.network, self.loss_weights, self.keep = network, weights, keep
-        self.part_trackers = {name: keras.metrics.Mean(name=name) for name in LOSS_PARTS}
+        super().__init__(network, **kwargs)
+        self.loss_weights, self.keep = weights, keep
 
-    def call(self, inputs, training=False):
-        return self.network(inputs, training=training)
-
-    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        total, parts = mtcnn_loss(y_pred, y["kind"], y["box"], y["landmarks"], self.loss_weights, self.keep)
-        for name, value in parts.items():
-            self.part_trackers[name].update_state(value)
-        return total + tf.add_n(self.losses) if self.losses else total
-
-    @property
-    def metrics(self):
-        return super().metrics + list(self.part_trackers.values())
+    def objective(self, y_pred, y):
+        return mtcnn_loss(y_pred, y["kind"], y["box"], y["landmarks"], self.loss_weights, self.keep)
 
 
 class StageValidation(keras.callbacks.Callback):

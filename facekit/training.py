@@ -16,7 +16,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from facekit import data, losses
+from facekit import data, distribute, losses
 from facekit.codecs import codec_from_dict, make_codec
 from facekit.config import Config, OptimizerConfig, ScheduleConfig, save_config
 from facekit.draw import draw_points, tile
@@ -27,19 +27,46 @@ from facekit.files import read_json, read_yaml, write_json
 BEST_MODEL = "best.keras"
 
 
-class LandmarkTrainer(keras.Model):
-    """Wraps a network so that Keras' fit computes the configured loss on its named outputs."""
+class NetworkTrainer(keras.Model):
+    """Wraps a network so that Keras' fit computes a loss on its named outputs: objective(y_pred, y) -> (total,
+    parts); the parts named in part_names are logged next to the total. The network's outputs are float32 (also
+    under mixed precision), and the loss is this replica's share of the global one (facekit.distribute)."""
 
-    def __init__(self, network, codec, loss_config, **kwargs):
+    part_names: tuple[str, ...] = ()
+
+    def __init__(self, network, **kwargs):
         super().__init__(**kwargs)
-        self.network, self.codec, self.loss_config = network, codec, loss_config
+        self.network = network
+        self.part_trackers = {name: keras.metrics.Mean(name=name) for name in self.part_names}
 
     def call(self, inputs, training=False):
         return self.network(inputs, training=training)
 
+    def objective(self, y_pred, y):
+        raise NotImplementedError
+
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        loss = losses.landmark_loss(self.loss_config, self.codec, y_pred, y)
-        return loss + tf.add_n(self.losses) if self.losses else loss
+        total, parts = self.objective(y_pred, y)
+        for name, tracker in self.part_trackers.items():
+            tracker.update_state(parts[name])
+        if self.losses:
+            total = total + tf.cast(tf.add_n(self.losses), total.dtype)
+        return distribute.replica_share(total)
+
+    @property
+    def metrics(self):
+        return super().metrics + list(self.part_trackers.values())
+
+
+class LandmarkTrainer(NetworkTrainer):
+    """A landmark network under the configured loss (facekit.losses.landmark_loss)."""
+
+    def __init__(self, network, codec, loss_config, **kwargs):
+        super().__init__(network, **kwargs)
+        self.codec, self.loss_config = codec, loss_config
+
+    def objective(self, y_pred, y):
+        return losses.landmark_loss(self.loss_config, self.codec, y_pred, y), {}
 
 
 def learning_rate(config: ScheduleConfig, total_steps: int):
@@ -255,10 +282,62 @@ def fit_run(trainer, train_ds, config, steps: int, validation, run_dir: str) -> 
                  keras.callbacks.CSVLogger(os.path.join(run_dir, "log.csv"), append=True),
                  keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard"), write_graph=False),
                  budget, keras.callbacks.TerminateOnNaN()]
-    history = trainer.fit(train_ds, epochs=config.train.epochs, steps_per_epoch=steps, callbacks=callbacks,
-                          shuffle=False, verbose=1 if sys.stdout.isatty() else 2)
+    if tf.distribute.has_strategy():
+        history = fit_distributed(trainer, train_ds, config.train.epochs, steps, callbacks)
+    else:
+        history = trainer.fit(train_ds, epochs=config.train.epochs, steps_per_epoch=steps, callbacks=callbacks,
+                              shuffle=False, verbose=1 if sys.stdout.isatty() else 2).history
     return {"epochs_run": budget.epochs, "train_seconds": round(budget.seconds, 1),
-            "history": {k: [float(v) for v in vs] for k, vs in history.history.items()}}
+            "history": {k: [float(v) for v in vs] for k, vs in history.items()}}
+
+
+def fit_distributed(trainer, train_ds, epochs: int, steps: int, callbacks) -> dict:
+    """Keras' fit under a tf.distribute strategy, which Keras 3.15's own gets wrong: under
+    MultiWorkerMirroredStrategy it fails (its symbolic build converts PerReplica values, and reduce_per_replica
+    reduces the step outputs over a dimension they lack), and under MirroredStrategy that symbolic build takes
+    the first batch off the training iterator, so the run no longer sees the batches of one device. This loop
+    runs the same trainer.train_step under strategy.run, an epoch per call, and drives the same callbacks.
+    Every worker reads the whole input and keeps its slice of each global batch (tf.data DATA sharding), so the
+    batches are those of one device. Returns the history {name: [value per epoch]}."""
+    strategy = tf.distribute.get_strategy()
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    iterator = iter(strategy.experimental_distribute_dataset(train_ds.with_options(options)))
+    trainer.optimizer.build(trainer.trainable_variables)  # creating them inside the loop's function fails
+
+    @tf.function
+    def train_steps(iterator):
+        for _ in tf.range(steps):
+            strategy.run(trainer.train_step, args=(next(iterator),))
+
+    history = keras.callbacks.History()  # last, so that it records what the other callbacks add to the logs
+    callback_list = keras.callbacks.CallbackList(callbacks + [history], model=trainer, epochs=epochs, steps=steps)
+    trainer.stop_training = False
+    callback_list.on_train_begin()
+    for epoch in range(trainer._initial_epoch or 0, epochs):  # BackupAndRestore sets _initial_epoch, as for fit
+        trainer.reset_metrics()
+        callback_list.on_epoch_begin(epoch)
+        train_steps(iterator)
+        logs = {metric.name: float(metric.result()) for metric in trainer.metrics}
+        callback_list.on_epoch_end(epoch, logs)
+        print(f"epoch {epoch + 1}/{epochs}: " + ", ".join(f"{k} {v[-1]:.4g}" for k, v in history.history.items()),
+              flush=True)
+        # every worker must leave together: a worker still stepping would wait for the others forever
+        if any_worker_stops(trainer.stop_training or not np.isfinite(logs["loss"])):
+            break
+    callback_list.on_train_end()
+    return history.history
+
+
+def any_worker_stops(stop: bool) -> bool:
+    """True on every worker when any worker passes stop=True."""
+    return float(sum_over_replicas(tf.constant(float(stop)))) > 0
+
+
+@tf.function
+def sum_over_replicas(value):
+    strategy = tf.distribute.get_strategy()
+    return strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(tf.identity, args=(value,)), axis=None)
 
 
 def load_run_files(run_dir: str):

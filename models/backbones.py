@@ -5,6 +5,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from facekit.distribute import replicas
+
 
 def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
     """Round a width-multiplied channel count to a multiple of `divisor`, never losing more than 10%."""
@@ -21,7 +23,9 @@ BN_MOMENTUM = 0.9
 
 
 def batch_norm(name: str):
-    return layers.BatchNormalization(momentum=BN_MOMENTUM, name=name)
+    """BatchNormalization; synchronised over replicas when built under a strategy with several, so that the
+    statistics are those of the global batch, as on one device (facekit.distribute)."""
+    return layers.BatchNormalization(momentum=BN_MOMENTUM, name=name, synchronized=replicas() > 1)
 
 
 def preprocess(inputs, name: str = "preprocess"):
@@ -107,6 +111,7 @@ def mobilenetv2_features(x, width: float = 1.0, name: str = "mobilenetv2"):
 
 
 def named_model(inputs, outputs: dict, name: str) -> keras.Model:
-    """A functional model whose outputs are a dict keyed by name (each output layer carries that name)."""
-    outputs = {key: layers.Identity(name=key)(value) for key, value in outputs.items()}
+    """A functional model whose outputs are a dict keyed by name (each output layer carries that name). Outputs
+    are float32 under any dtype policy, so losses and decoding never see float16 (mixed precision)."""
+    outputs = {key: layers.Identity(name=key, dtype="float32")(value) for key, value in outputs.items()}
     return keras.Model(inputs, outputs, name=name)

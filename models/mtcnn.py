@@ -38,8 +38,8 @@ def _heads(x, dense: bool, landmarks: bool) -> dict:
 
 
 def _model(inputs, outputs: dict, name: str) -> keras.Model:
-    return keras.Model(inputs, {key: layers.Identity(name=key + "_out")(value) for key, value in outputs.items()},
-                       name=name)
+    outputs = {key: layers.Identity(name=key + "_out", dtype="float32")(value) for key, value in outputs.items()}
+    return keras.Model(inputs, outputs, name=name)  # float32 outputs under any dtype policy (mixed precision)
 
 
 def build_pnet(input_size: int | None = None, landmarks: bool = False, **_) -> keras.Model:

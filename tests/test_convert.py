@@ -46,7 +46,7 @@ def test_interrupted_conversion_resumes_and_matches_a_clean_run(synthetic_300wlp
     clean = tmp_path / "clean"
     convert_dataset(str(synthetic_300wlp), str(clean), settings, progress=False)
     out = tmp_path / "resumed"
-    real_write = convert_module._write_shard
+    real_write = convert_module.write_shard
     calls = []
 
     def write_then_die(output_dir, name, results, job):
@@ -55,13 +55,13 @@ def test_interrupted_conversion_resumes_and_matches_a_clean_run(synthetic_300wlp
         calls.append(name)
         return real_write(output_dir, name, results, job)
 
-    monkeypatch.setattr(convert_module, "_write_shard", write_then_die)
+    monkeypatch.setattr(convert_module, "write_shard", write_then_die)
     with pytest.raises(KeyboardInterrupt):
         convert_dataset(str(synthetic_300wlp), str(out), settings, progress=False)
     assert not (out / "manifest.json").exists()
     assert sorted(n for n in os.listdir(out) if n.endswith(".tfrecord")) == calls
     first_mtime = os.path.getmtime(out / calls[0])
-    monkeypatch.setattr(convert_module, "_write_shard", lambda *a: calls.append(a[1]) or real_write(*a))
+    monkeypatch.setattr(convert_module, "write_shard", lambda *a: calls.append(a[1]) or real_write(*a))
     convert_dataset(str(synthetic_300wlp), str(out), settings, progress=False)
     assert calls[2:] == ["300wlp-00002-of-00004.tfrecord", "300wlp-00003-of-00004.tfrecord"]
     assert os.path.getmtime(out / calls[0]) == first_mtime

@@ -2,6 +2,7 @@
 (--task detection) whole images with every face's box and five points for detectors.
 
     python -m tfrecords_tools.convert --format 300wlp --input 300W_LP --output records/300wlp
+    python -m tfrecords_tools.convert --format 300wlp --input 300W_LP --output records/300wlp --runner beam
     python -m tfrecords_tools.convert            # built-in default: synthetic 300W-LP faces, no download
     python -m tfrecords_tools.convert --task detection --format widerface --input WIDER_train/images \
         --annotations wider_face_split/wider_face_train_bbx_gt.txt --output records/wider_train [--max-side 1024]
@@ -15,10 +16,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 import time
 
-from facekit.convert import BOX_SOURCES, OUTSIDE_POLICIES, ConversionError, ConvertSettings, convert_dataset, repair_dataset
+from facekit.convert import (BOX_SOURCES, OUTSIDE_POLICIES, RUNNERS, ConversionError, ConvertSettings, convert_dataset,
+                             repair_dataset)
 from facekit.datasets import FORMATS, ReaderOptions
 from facekit.detection.convert import DETECTION_FORMATS, DetectionSettings
 from facekit.datasets.mat3d import LANDMARK_SOURCES
@@ -37,6 +40,11 @@ def parse_args(argv):
     p.add_argument("--output", help=f"record folder (default with no --input: {SYNTHETIC_DEFAULT}/records)")
     p.add_argument("--image-size", type=int, default=112, help="crop side in pixels (default 112)")
     p.add_argument("--margin", type=float, default=0.2, help="margin on each side, fraction of the face box")
+    p.add_argument("--runner", choices=RUNNERS, default="local",
+                   help="local: --workers processes; beam: an Apache Beam pipeline (pip install -r "
+                   "requirements-beam.txt), DirectRunner unless --beam-args names another")
+    p.add_argument("--beam-args", default="", help='Beam pipeline options as one string, e.g. "--runner=FlinkRunner '
+                   '--flink_master=HOST:8081" or "--direct_num_workers=2 --direct_running_mode=multi_processing"')
     p.add_argument("--workers", type=int, default=os.cpu_count(), help="processes (default: all cores)")
     p.add_argument("--split-list", help="file of image paths (relative to --input) to convert; others are left out")
     p.add_argument("--name", help="shard file prefix (default: the format)")
@@ -100,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         manifest = convert_dataset(args.input, args.output, settings, name=args.name, workers=args.workers,
                                    split_list=args.split_list, overwrite=args.overwrite,
-                                   progress=sys.stderr.isatty())
+                                   progress=sys.stderr.isatty(), runner=args.runner,
+                                   beam_args=shlex.split(args.beam_args))
     except (ValueError, ConversionError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -4,11 +4,18 @@
     python training/train.py --model pfld --data A B --val-data C --out runs/pfld --set train.epochs=80
     python training/train.py --model dbface_small --data records/det_train --val-data records/det_val
     python training/train.py --model mtcnn_pnet --data records/mtcnn_pnet --val-data records/mtcnn_pnet_val
+    python training/train.py --model pipnet --data A --val-data B --strategy mirrored --mixed-precision  # GPUs
+    TF_CONFIG='{"cluster": {"worker": ["host1:2222", "host2:2222"]}, "task": {"type": "worker", "index": 0}}' \
+        python training/train.py --model pfld --data A --val-data B --out /shared/runs/pfld --strategy multi_worker
+
+data.batch_size is the global batch, split over the replicas. A multi-worker run's --out must be a folder every
+worker sees: the chief writes it, and every worker resumes from its backup/.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
@@ -24,6 +31,9 @@ def parse_args(argv):
     p.add_argument("--out", help="run directory (default: runs/MODEL); rerunning resumes it")
     p.add_argument("--epochs", type=int, help="shorthand for --set train.epochs=N")
     p.add_argument("--config", help="YAML config (default: training/configs/<model's config>)")
+    p.add_argument("--strategy", choices=["default", "mirrored", "multi_worker"], default="default",
+                   help="default: one device; mirrored: all local GPUs; multi_worker: the machines in TF_CONFIG")
+    p.add_argument("--mixed-precision", action="store_true", help="mixed_float16 on a GPU (refused on a CPU)")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config keys, e.g. "
                    "data.batch_size=64 augment.rotation_deg=20")
     return p.parse_args(argv)
@@ -33,12 +43,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import models  # noqa: F401  (fills the registry)
+    from facekit import distribute
     from facekit.config import load_config
     from facekit.data import synthetic_default
     from facekit.registry import get_spec
     from facekit.verify import naming_damaged_shards, require_intact
 
     try:
+        strategy = distribute.make_strategy(args.strategy)  # first: multi-worker collectives need it before any op
+        if args.mixed_precision:
+            distribute.use_mixed_precision()
         spec = get_spec(args.model)
         overrides = list(args.set) + ([f"train.epochs={args.epochs}"] if args.epochs else [])
         config = load_config(args.config or os.path.join(CONFIG_DIR, spec.config), overrides, model=spec.name)
@@ -47,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         if spec.codec == "mtcnn" and (args.data is None or args.val_data is None):
             raise ValueError(f"{spec.name} trains on MTCNN samples: pass --data and --val-data folders from "
                              f"python -m tfrecords_tools.mtcnn_samples --stage {spec.name[6:]}")
+        if args.strategy == "multi_worker" and (args.data is None or args.val_data is None):
+            raise ValueError("--strategy multi_worker needs --data and --val-data folders that every worker reads")
         if args.data is None or args.val_data is None:
             train_dir, val_dir = synthetic_default()
             args.data, args.val_data = args.data or [train_dir], args.val_data or [val_dir]
@@ -57,8 +73,18 @@ def main(argv: list[str] | None = None) -> int:
         for folder in args.data + args.val_data:
             require_intact(folder)  # before any work: a damaged shard would otherwise fail mid-epoch
         run_dir = args.out or os.path.join("runs", spec.name)
-        with naming_damaged_shards(args.data + args.val_data):
-            return train_and_report(spec, config, args.data, args.val_data, run_dir)
+        with strategy.scope():
+            distribute.check_global_batch(config.data.batch_size)
+        if args.strategy != "default":
+            print(f"{args.strategy}: {strategy.num_replicas_in_sync} replicas share the global batch of "
+                  f"{config.data.batch_size}; this process's devices: {', '.join(strategy.extended.worker_devices)}")
+        worker_dir = None if distribute.is_chief(strategy) else distribute.worker_run_dir(run_dir)
+        try:
+            with naming_damaged_shards(args.data + args.val_data), strategy.scope():
+                return train_and_report(spec, config, args.data, args.val_data, worker_dir or run_dir)
+        finally:
+            if worker_dir:
+                shutil.rmtree(worker_dir, ignore_errors=True)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

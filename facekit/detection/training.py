@@ -23,32 +23,25 @@ from facekit.detection_eval import average_precision
 from facekit.draw import tile
 from facekit.infer.detector import NMS_THRESHOLD, letterbox, postprocess
 from facekit.registry import ModelSpec
-from facekit.training import BEST_MODEL, finished_metrics, fit_run, learning_rate, make_optimizer, prepare_run
+from facekit.training import (BEST_MODEL, NetworkTrainer, finished_metrics, fit_run, learning_rate, make_optimizer,
+                              prepare_run)
 from facekit.files import read_json, write_json
 
 LOSS_PARTS = ("focal", "giou", "wing")
 
 
-class DetectorTrainer(keras.Model):
-    """Wraps a detector so that Keras' fit computes DBFace's loss; logs its parts next to the total."""
+class DetectorTrainer(NetworkTrainer):
+    """A detector under DBFace's loss; logs its parts next to the total."""
+
+    part_names = LOSS_PARTS
 
     def __init__(self, network, codec, loss_config, **kwargs):
-        super().__init__(**kwargs)
-        self.network, self.codec, self.loss_config = network, codec, loss_config
-        self.part_trackers = {name: keras.metrics.Mean(name=name) for name in LOSS_PARTS}
+        super().__init__(network, **kwargs)
+        self.codec, self.loss_config = codec, loss_config
 
-    def call(self, inputs, training=False):
-        return self.network(inputs, training=training)
-
-    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+    def objective(self, y_pred, y):
         parts = losses.detection_loss(self.loss_config, self.codec, y_pred, y)
-        for name, tracker in self.part_trackers.items():
-            tracker.update_state(parts[name])
-        return parts["total"] + tf.add_n(self.losses) if self.losses else parts["total"]
-
-    @property
-    def metrics(self):
-        return super().metrics + list(self.part_trackers.values())
+        return parts["total"], parts
 
 
 def peaks_function(network, codec, top_k: int | None = None):
