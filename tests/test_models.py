@@ -14,7 +14,7 @@ from facekit.training import LandmarkTrainer
 from models.backbones import make_divisible
 
 CONFIGS = os.path.join(os.path.dirname(__file__), "..", "training", "configs")
-PARAMS = {"senet": 1_045_600, "pfld": 2_335_051, "pfld_025": 998_731, "pipnet": 3_205_628}
+PARAMS = {"senet": 1_045_600, "pfld": 1_701_835, "pfld_025": 734_347, "pipnet": 3_205_628}
 EXPECTED_OUTPUTS = {"senet": {"landmarks": (136,)}, "pfld": {"landmarks": (136,), "pose": (3,)},
                     "pfld_025": {"landmarks": (136,), "pose": (3,)},
                     "pipnet": {"score": (8, 8, 68), "offset_x": (8, 8, 68), "offset_y": (8, 8, 68),
@@ -45,17 +45,19 @@ def test_outputs_and_parameter_count(name):
     assert set(spec.training_only_outputs) <= set(model.output)
 
 
-def test_pfld_layout_matches_the_authors_code():
-    """Expanded widths stay at 1.0x (128, 512, 256) and S1, S2 enter the FC flattened, so 0.25x exports 0.59 M
-    parameters (2.4 MB float32; the paper: 2.1 MB). Hand count of what the layout adds to 0.25x's FC input:
-    S1 14 x 14 x 8 + S2 7 x 7 x 8 + S3 32 = 1,992 features (pooled: 8 + 8 + 32 = 48)."""
+def test_pfld_layouts():
+    """Expanded widths stay at 1.0x (128, 512, 256) as in the authors' code; S1 and S2 are pooled by default
+    (0.25x exports 0.33 M parameters) and flattened as in the authors' code on request (0.59 M, 2.4 MB float32;
+    the paper: 2.1 MB). Hand count of what flattening adds to 0.25x's FC input: S1 14 x 14 x 8 + S2 7 x 7 x 8
+    + S3 32 = 1,992 features instead of 8 + 8 + 32 = 48."""
     from models.pfld import build_pfld
 
     def exported(model):
         return keras.Model(model.input, model.output["landmarks"]).count_params()
 
-    authors, pooled = build_pfld(width=0.25), build_pfld(width=0.25, flatten_scales=False)
-    assert exported(authors) == 589_384 and exported(build_pfld()) == 1_870_408
+    authors, pooled = build_pfld(width=0.25, flatten_scales=True), build_pfld(width=0.25)
+    assert exported(authors) == 589_384 and exported(build_pfld(flatten_scales=True)) == 1_870_408
+    assert exported(pooled) == 325_000 and exported(build_pfld()) == 1_237_192
     assert exported(authors) - exported(pooled) == (1_992 - 48) * 136
     assert authors.get_layer("conv5_1_expand_conv").filters == 512
     assert build_pfld(width=0.25, fixed_expansion=False).get_layer("conv5_1_expand_conv").filters == 128
