@@ -6,13 +6,14 @@ import numpy as np
 
 from facekit import data
 from facekit.draw import draw_points, tile
-from facekit.metrics import ced_curve, nme_per_sample, summarize, summarize_by_yaw
+from facekit.metrics import ced_curve, nme_by_region, nme_per_sample, summarize, summarize_by_yaw
 from facekit.training import load_run, predict_points
 from facekit.files import write_json
 
 
 def evaluate_run(run_dir: str, record_dirs: list[str], normalize: str = "inter_ocular") -> dict:
-    """-> {"summary": metrics dict, "by_yaw": table, "nme": (N,), "images", "points_pred", "points_true"}.
+    """-> {"summary": metrics dict, "by_yaw": table, "by_region": region -> NME, "nme": (N,), "images",
+    "points_pred", "points_true"}.
 
     Points are crop-normalised; NME is scale-free, so it is the same in crop pixels."""
     network, codec, _ = load_run(run_dir)
@@ -22,12 +23,14 @@ def evaluate_run(run_dir: str, record_dirs: list[str], normalize: str = "inter_o
     nme = nme_per_sample(predicted, arrays["points_norm"], scheme, normalize)
     return {"summary": {**summarize(nme), "normalize": normalize},
             "by_yaw": summarize_by_yaw(nme, arrays["pose_rad"][:, 1]),
+            "by_region": nme_by_region(predicted, arrays["points_norm"], scheme, normalize),
             "nme": nme, "images": arrays["image"], "points_pred": predicted, "points_true": arrays["points_norm"]}
 
 
 def write_metrics(result: dict, path: str, run_dir: str, record_dirs: list[str]) -> None:
-    """The summary (fractions) and the yaw table as JSON."""
-    write_json(path, {**result["summary"], "by_yaw": result["by_yaw"], "run": run_dir, "data": record_dirs})
+    """The summary (fractions), the yaw table and the per-region NME as JSON."""
+    write_json(path, {**result["summary"], "by_yaw": result["by_yaw"], "by_region": result["by_region"],
+                      "run": run_dir, "data": record_dirs})
 
 
 def format_report(result: dict) -> str:
@@ -41,6 +44,7 @@ def format_report(result: dict) -> str:
              f"{'subset':<10} {'count':>6} {'NME':>7} {'FR@.08':>7} {'FR@.10':>7} {'AUC@.08':>8} {'AUC@.10':>8}",
              row("all", result["summary"])]
     lines += [row(f"yaw {name}", s) for name, s in result["by_yaw"].items()]
+    lines.append("NME by region: " + ", ".join(f"{r} {100 * v:.2f}" for r, v in result["by_region"].items()))
     return "\n".join(lines)
 
 

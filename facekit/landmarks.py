@@ -68,6 +68,23 @@ def _flip_permutation(names: tuple[str, ...]) -> np.ndarray:
     return np.asarray(perm, dtype=np.int64)
 
 
+# Face regions by point name, checked in this order (so "nose" wins over nothing else and "eye" never
+# matches "brow" points): every point of every scheme falls in exactly one.
+REGIONS = (("jaw", ("jaw", "chin")), ("brows", ("brow",)), ("nose", ("nose", "nostril")),
+           ("eyes", ("eye", "pupil")), ("mouth", ("mouth", "lip")))
+
+
+def point_regions(point_names) -> dict[str, list[int]]:
+    """Region name -> indices of the scheme's points in it (regions the scheme lacks are left out)."""
+    regions: dict[str, list[int]] = {}
+    for index, name in enumerate(point_names):
+        region = next((r for r, words in REGIONS if any(w in name for w in words)), None)
+        if region is None:
+            raise ValueError(f"point {name!r} belongs to no face region")
+        regions.setdefault(region, []).append(index)
+    return {r: regions[r] for r, _ in REGIONS if r in regions}
+
+
 def _sided(side: str, parts: list[str]) -> list[str]:
     return [f"{side}_{p}" for p in parts]
 

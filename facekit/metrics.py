@@ -34,6 +34,17 @@ def nme_per_sample(points_pred: np.ndarray, points_true: np.ndarray, scheme: Lan
     return error / normalizing_distance(points_true, scheme, normalize)
 
 
+def nme_by_region(points_pred: np.ndarray, points_true: np.ndarray, scheme: LandmarkScheme,
+                  normalize: str = "inter_ocular") -> dict[str, float]:
+    """Mean NME of each face region (jaw, brows, nose, eyes, mouth): the points' errors of a region, normalised
+    per sample as in nme_per_sample, averaged over its points and the samples."""
+    from facekit.landmarks import point_regions
+
+    error = np.linalg.norm(np.asarray(points_pred, np.float64) - np.asarray(points_true, np.float64), axis=-1)
+    error /= normalizing_distance(np.asarray(points_true, np.float64), scheme, normalize)[:, None]
+    return {region: float(error[:, idx].mean()) for region, idx in point_regions(scheme.point_names).items()}
+
+
 def ced_curve(nme: np.ndarray, threshold: float, step: float = 1e-4) -> tuple[np.ndarray, np.ndarray]:
     """(N,) NME -> (x, fraction of samples with NME <= x) for x in [0, threshold] every `step`."""
     x = np.linspace(0.0, threshold, int(round(threshold / step)) + 1)

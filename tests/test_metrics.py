@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from facekit.landmarks import IBUG68
-from facekit.metrics import auc, ced_curve, failure_rate, nme_per_sample, summarize, summarize_by_yaw
+from facekit.metrics import (auc, ced_curve, failure_rate, nme_per_sample, normalizing_distance, summarize,
+                             summarize_by_yaw)
 
 
 def face_with_eyes(distance):
@@ -53,3 +54,22 @@ def test_summary_keys_and_yaw_bins():
 def test_shape_mismatch_is_an_error():
     with pytest.raises(ValueError, match="shape"):
         nme_per_sample(np.zeros((2, 68, 2)), np.zeros((2, 5, 2)), IBUG68)
+
+
+def test_regions_cover_every_point_once_and_region_nme_by_hand():
+    from facekit.landmarks import get_scheme, point_regions
+    from facekit.metrics import nme_by_region
+
+    for name, sizes in (("ibug68", {"jaw": 17, "brows": 10, "nose": 9, "eyes": 12, "mouth": 20}),
+                        ("wflw98", {"jaw": 33, "brows": 18, "nose": 9, "eyes": 18, "mouth": 20})):
+        regions = point_regions(get_scheme(name).point_names)
+        assert {r: len(i) for r, i in regions.items()} == sizes
+        assert sorted(i for idx in regions.values() for i in idx) == list(range(sum(sizes.values())))
+    scheme = get_scheme("ibug68")
+    truth = np.random.default_rng(0).uniform(0.2, 0.8, (2, 68, 2))
+    pred = truth.copy()
+    pred[0, 48:68, 0] += 0.03                     # every mouth point of the first face off by 0.03
+    d = normalizing_distance(truth, scheme, "inter_ocular")  # (2,)
+    by_region = nme_by_region(pred, truth, scheme)
+    assert by_region["mouth"] == pytest.approx(0.5 * 0.03 / d[0])
+    assert by_region["jaw"] == by_region["eyes"] == 0.0

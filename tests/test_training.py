@@ -109,3 +109,22 @@ def test_same_seed_repeats_the_run(synthetic_splits, tmp_path):
                            "--out", run, "--epochs", "2", "--set", *SMALL_SENET]) == 0
         logs.append(json.load(open(os.path.join(run, "metrics.json")))["history"])
     assert logs[0] == logs[1]
+
+
+def test_time_budget_estimates_the_next_epoch_without_the_first(tmp_path, monkeypatch):
+    """The first epoch of a session (tracing, cache) is left out of the estimate once later epochs exist."""
+    from facekit import training
+
+    clock = iter([0.0, 0.0, 105.0, 105.0, 151.0, 151.0, 197.0])
+    monkeypatch.setattr(training.time, "monotonic", lambda: next(clock))
+    budget = training.TimeBudget(4.0, str(tmp_path))
+    budget.set_model(keras.Sequential())
+    budget.model.stop_training = False
+    stops = []
+    for epoch in range(3):
+        budget.on_epoch_begin(epoch)
+        budget.on_epoch_end(epoch)
+        stops.append(budget.model.stop_training)
+    # after epoch 1: 151 s + 46 s fits in 240 s (the old estimate, 105 s, stopped there); after epoch 2 it does not
+    assert budget.durations == [105.0, 46.0, 46.0] and stops == [False, False, True]
+    assert json.load(open(tmp_path / "elapsed.json")) == {"seconds": 197.0, "epochs": 3}
