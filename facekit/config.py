@@ -49,6 +49,7 @@ class LossConfig:
     scale: float = 1.0            # regression losses see points_norm * scale (e.g. the input size)
     angle_weight_offset: float = 1.0  # PFLD: weight = offset + sum(1 - cos(angle error)); 0 is the paper's
     balance_cap: float = 10.0     # PFLD: cap on a class's inverse frequency (see losses.balance_table)
+    pfld_distance: str = "l2"     # PFLD: the per-sample distance its weights multiply: l2 (squared, the paper), l1
     score_weight: float = 10.0    # PIPNet: weight of the score-map MSE
     offset_weight: float = 1.0    # PIPNet: weight of the own-offset L1
     neighbor_weight: float = 1.0  # PIPNet: weight of the neighbour-offset L1

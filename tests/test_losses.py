@@ -38,6 +38,10 @@ def test_pfld_loss_by_hand():
     assert float(losses.pfld_loss(diff, pose_pred, pose_true, balance, 0.0)) == pytest.approx(1.0)
     # offset 1 keeps the exact-pose sample: (2 * 1 * 2 + 1 * 3 * 4) / 2
     assert float(losses.pfld_loss(diff, pose_pred, pose_true, balance, 1.0)) == pytest.approx(8.0)
+    # l1 distances 2 and 2: (2 * 1 * 2 + 1 * 3 * 2) / 2
+    assert float(losses.pfld_loss(diff, pose_pred, pose_true, balance, 1.0, "l1")) == pytest.approx(5.0)
+    with pytest.raises(ValueError, match="pfld distance 'l3'"):
+        losses.pfld_loss(diff, pose_pred, pose_true, balance, 1.0, "l3")
 
 
 def test_balance_weights_by_hand_and_plain_samples_are_positive():
