@@ -8,7 +8,6 @@ import os
 import pytest
 
 from facekit.convert import ConvertSettings, convert_dataset
-from facekit.records import MANIFEST
 
 HAS_BEAM = importlib.util.find_spec("apache_beam") is not None
 needs_beam = pytest.mark.skipif(not HAS_BEAM, reason="Apache Beam is not installed: it is an optional extra "

@@ -3,6 +3,7 @@ import json
 import os
 
 import keras
+import numpy as np
 import pytest
 import yaml
 
@@ -128,3 +129,13 @@ def test_time_budget_estimates_the_next_epoch_without_the_first(tmp_path, monkey
     # after epoch 1: 151 s + 46 s fits in 240 s (the old estimate, 105 s, stopped there); after epoch 2 it does not
     assert budget.durations == [105.0, 46.0, 46.0] and stops == [False, False, True]
     assert json.load(open(tmp_path / "elapsed.json")) == {"seconds": 197.0, "epochs": 3}
+
+
+def test_pfld_trains_with_its_pose_weighted_balanced_loss(synthetic_splits, tmp_path):
+    """The pfld loss path end to end (pose and balance targets from the pipeline); the configs use L1."""
+    run = str(tmp_path / "pfld")
+    assert train.main(["--model", "pfld_025", "--data", synthetic_splits[0], "--val-data", synthetic_splits[1],
+                       "--out", run, "--epochs", "3", "--set", "loss.name=pfld", "model_args.input_size=64",
+                       "loss.scale=64", "data.batch_size=16", "schedule.warmup_steps=0", "schedule.lr=0.003"]) == 0
+    loss = json.load(open(os.path.join(run, "metrics.json")))["history"]["loss"]
+    assert len(loss) == 3 and np.all(np.isfinite(loss)) and loss[-1] < loss[0]
