@@ -69,8 +69,8 @@ def is_chief(strategy=None) -> bool:
     return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
 
 
-def check_global_batch(batch_size: int) -> None:
-    count = replicas()
+def check_global_batch(batch_size: int, count: int) -> None:
+    """batch_size is global: it must split evenly over the count replicas."""
     if batch_size % count:
         raise ValueError(f"data.batch_size {batch_size} is the global batch and must split evenly over the "
                          f"{count} replicas; use a multiple of {count}")

@@ -68,8 +68,8 @@ def _flip_permutation(names: tuple[str, ...]) -> np.ndarray:
     return np.asarray(perm, dtype=np.int64)
 
 
-# Face regions by point name, checked in this order (so "nose" wins over nothing else and "eye" never
-# matches "brow" points): every point of every scheme falls in exactly one.
+# Face regions by point name: a point belongs to the first region one of whose words its name contains; every
+# point of every scheme falls in one (point_regions raises otherwise).
 REGIONS = (("jaw", ("jaw", "chin")), ("brows", ("brow",)), ("nose", ("nose", "nostril")),
            ("eyes", ("eye", "pupil")), ("mouth", ("mouth", "lip")))
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.integrate import simpson
 
-from facekit.landmarks import LandmarkScheme
+from facekit.landmarks import LandmarkScheme, point_regions
 
 NORMALIZERS = ("inter_ocular", "inter_pupil", "bbox")
 
@@ -24,23 +24,26 @@ def normalizing_distance(points_true: np.ndarray, scheme: LandmarkScheme, normal
     return scheme.normalizing_distance(points_true, normalize)
 
 
-def nme_per_sample(points_pred: np.ndarray, points_true: np.ndarray, scheme: LandmarkScheme,
-                   normalize: str = "inter_ocular") -> np.ndarray:
-    """(N, K, 2) predictions and truths in one frame -> (N,) normalised mean error."""
+def point_errors(points_pred: np.ndarray, points_true: np.ndarray) -> np.ndarray:
+    """(N, K, 2) predictions and truths in one frame -> (N, K) point-to-point distances (float64)."""
     points_pred, points_true = np.asarray(points_pred, np.float64), np.asarray(points_true, np.float64)
     if points_pred.shape != points_true.shape:
         raise ValueError(f"prediction shape {points_pred.shape} != truth shape {points_true.shape}")
-    error = np.linalg.norm(points_pred - points_true, axis=-1).mean(axis=-1)
-    return error / normalizing_distance(points_true, scheme, normalize)
+    return np.linalg.norm(points_pred - points_true, axis=-1)
+
+
+def nme_per_sample(points_pred: np.ndarray, points_true: np.ndarray, scheme: LandmarkScheme,
+                   normalize: str = "inter_ocular") -> np.ndarray:
+    """(N, K, 2) predictions and truths in one frame -> (N,) normalised mean error."""
+    error = point_errors(points_pred, points_true).mean(axis=-1)
+    return error / normalizing_distance(np.asarray(points_true, np.float64), scheme, normalize)
 
 
 def nme_by_region(points_pred: np.ndarray, points_true: np.ndarray, scheme: LandmarkScheme,
                   normalize: str = "inter_ocular") -> dict[str, float]:
     """Mean NME of each face region (jaw, brows, nose, eyes, mouth): the points' errors of a region, normalised
     per sample as in nme_per_sample, averaged over its points and the samples."""
-    from facekit.landmarks import point_regions
-
-    error = np.linalg.norm(np.asarray(points_pred, np.float64) - np.asarray(points_true, np.float64), axis=-1)
+    error = point_errors(points_pred, points_true)
     error /= normalizing_distance(np.asarray(points_true, np.float64), scheme, normalize)[:, None]
     return {region: float(error[:, idx].mean()) for region, idx in point_regions(scheme.point_names).items()}
 

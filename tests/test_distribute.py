@@ -132,11 +132,11 @@ def test_multi_worker_without_tf_config_is_a_clear_error(synthetic_splits, tmp_p
     assert "reads the cluster from the TF_CONFIG environment variable" in capsys.readouterr().err
 
 
-def test_global_batch_must_split_over_replicas(monkeypatch):
+def test_global_batch_must_split_over_replicas():
     from facekit import distribute
-    monkeypatch.setattr(distribute, "replicas", lambda: 3)
     with pytest.raises(ValueError, match="batch_size 16 is the global batch and must split evenly over the 3"):
-        distribute.check_global_batch(16)
+        distribute.check_global_batch(16, 3)
+    distribute.check_global_batch(16, 2)
 
 
 def test_mixed_precision_is_refused_on_a_cpu(synthetic_splits, tmp_path, capsys):

@@ -73,8 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         for folder in args.data + args.val_data:
             require_intact(folder)  # before any work: a damaged shard would otherwise fail mid-epoch
         run_dir = args.out or os.path.join("runs", spec.name)
-        with strategy.scope():
-            distribute.check_global_batch(config.data.batch_size)
+        distribute.check_global_batch(config.data.batch_size, strategy.num_replicas_in_sync)
         if args.strategy != "default":
             print(f"{args.strategy}: {strategy.num_replicas_in_sync} replicas share the global batch of "
                   f"{config.data.batch_size}; this process's devices: {', '.join(strategy.extended.worker_devices)}")
