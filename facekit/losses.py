@@ -117,6 +117,9 @@ def landmark_loss(config, codec, outputs: dict, targets: dict):
         return pipnet_loss(outputs, targets, codec, config.score_weight, config.offset_weight, config.neighbor_weight)
     diff = config.scale * (codec.decode(outputs) - codec.decode(targets))
     if config.name == "pfld":
+        if "pose" not in outputs:
+            raise ValueError("loss pfld trains PFLD's pose subnet, which this model was built without: set "
+                             "model_args.pose_subnet: true")
         return pfld_loss(diff, outputs["pose"], targets["pose"], targets["balance"], config.angle_weight_offset,
                          config.pfld_distance)
     return regression_loss(config, diff)

@@ -23,10 +23,12 @@ from tests.conftest import SHARED_DATA, requires_shared
 CONFIGS = os.path.join(os.path.dirname(__file__), "..", "training", "configs")
 
 
-def untrained_run(name, splits, root):
-    """A run folder holding a freshly initialised model of `name` (what export needs, without training)."""
+def untrained_run(name, splits, root, **model_args):
+    """A run folder holding a freshly initialised model of `name` (what export needs, without training);
+    model_args override its config's."""
     spec = get_spec(name)
     config = load_config(os.path.join(CONFIGS, spec.config))
+    config.model_args.update(model_args)
     points = data.read_annotations([splits[0]])["points_norm"]
     codec = make_codec(spec.codec, 68, points, **config.codec_args)
     network = spec.build(68, **codec.build_args, **config.model_args)
@@ -60,7 +62,7 @@ def test_float32_parity_for_every_model(name, synthetic_splits, tmp_path):
 
 
 def test_exported_pfld_has_no_pose_output(synthetic_splits, tmp_path):
-    run = untrained_run("pfld_025", synthetic_splits, str(tmp_path))
+    run = untrained_run("pfld_025", synthetic_splits, str(tmp_path), pose_subnet=True)
     network, codec, _ = load_run(run)
     assert set(network.output) == {"landmarks", "pose"}
     model = serving_model(network, codec, get_spec("pfld_025").training_only_outputs)

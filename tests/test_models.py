@@ -15,19 +15,19 @@ from facekit.training import LandmarkTrainer
 from models.backbones import make_divisible
 
 CONFIGS = os.path.join(os.path.dirname(__file__), "..", "training", "configs")
-PARAMS = {"senet": 1_045_600, "pfld": 1_701_835, "pfld_025": 734_347, "pipnet": 3_205_628}
-EXPECTED_OUTPUTS = {"senet": {"landmarks": (136,)}, "pfld": {"landmarks": (136,), "pose": (3,)},
-                    "pfld_025": {"landmarks": (136,), "pose": (3,)},
+PARAMS = {"senet": 1_045_600, "pfld": 1_237_192, "pfld_025": 325_000, "pipnet": 3_205_628}
+EXPECTED_OUTPUTS = {"senet": {"landmarks": (136,)}, "pfld": {"landmarks": (136,)}, "pfld_025": {"landmarks": (136,)},
                     "pipnet": {"score": (8, 8, 68), "offset_x": (8, 8, 68), "offset_y": (8, 8, 68),
                                "neighbor_x": (8, 8, 680), "neighbor_y": (8, 8, 680)}}
 
 
-def build(name):
+def build(name, **model_args):
+    """The model as its config builds it (model_args override the config's)."""
     spec = get_spec(name)
     config = load_config(os.path.join(CONFIGS, spec.config))
     points = np.random.default_rng(0).uniform(0.1, 0.9, (16, 68, 2)).astype(np.float32)
     codec = make_codec(spec.codec, 68, points, **config.codec_args)
-    return spec, config, codec, spec.build(68, **codec.build_args, **config.model_args)
+    return spec, config, codec, spec.build(68, **codec.build_args, **{**config.model_args, **model_args})
 
 
 def test_every_registered_model_is_covered():
@@ -43,7 +43,6 @@ def test_outputs_and_parameter_count(name):
     spec, config, _, model = build(name)
     assert {k: tuple(v.shape[1:]) for k, v in model.output.items()} == EXPECTED_OUTPUTS[name]
     assert model.count_params() == PARAMS[name]
-    assert set(spec.training_only_outputs) <= set(model.output)
 
 
 def test_pfld_layouts():
@@ -76,9 +75,14 @@ def test_save_load_round_trip(name, tmp_path):
         np.testing.assert_allclose(after[key], before[key], atol=1e-5)
 
 
+TRAINED_WITH = {"pfld": "pfld", "pfld_025": "pfld"}  # PFLD's pose subnet exists for, and learns through, its loss
+
+
 @pytest.mark.parametrize("name", sorted(PARAMS))
 def test_one_training_step_reaches_every_weight(name):
-    spec, config, codec, model = build(name)
+    pose = {"pose_subnet": True} if name in TRAINED_WITH else {}
+    spec, config, codec, model = build(name, **pose)
+    assert set(spec.training_only_outputs) <= set(model.output)
     size = model.input_shape[1]
     rng = np.random.default_rng(2)
     images = tf.constant(rng.uniform(0, 255, (2, size, size, 3)).astype(np.float32))
@@ -86,8 +90,7 @@ def test_one_training_step_reaches_every_weight(name):
     encoded = [codec.encode(p) for p in points]
     targets = {key: tf.stack([e[key] for e in encoded]) for key in encoded[0]}
     targets.update(pose=tf.constant(rng.uniform(-0.5, 0.5, (2, 3)).astype(np.float32)), balance=tf.ones(2))
-    # PFLD's pose subnet learns only through PFLD's own loss (the configs' L1 leaves it alone)
-    loss_config = dataclasses.replace(config.loss, name="pfld") if spec.training_only_outputs else config.loss
+    loss_config = dataclasses.replace(config.loss, name=TRAINED_WITH.get(name, config.loss.name))
     trainer = LandmarkTrainer(model, codec, loss_config)
     with tf.GradientTape() as tape:
         loss = trainer.compute_loss(y=targets, y_pred=trainer(images, training=True))
@@ -95,6 +98,17 @@ def test_one_training_step_reaches_every_weight(name):
     assert np.isfinite(float(loss)) and float(loss) > 0
     missing = [w.path for w, g in zip(model.trainable_weights, grads) if g is None or not np.any(g.numpy())]
     assert not missing, f"weights without gradient: {missing[:5]}"
+
+
+def test_pfld_loss_needs_the_pose_subnet():
+    spec, config, codec, model = build("pfld_025")
+    assert "pose" not in model.output and build("pfld_025", pose_subnet=True)[3].output["pose"].shape[1:] == (3,)
+    images = tf.zeros((1, 112, 112, 3))
+    targets = {**codec.encode(np.full((68, 2), 0.5, np.float32)), "pose": tf.zeros(3), "balance": tf.ones(())}
+    targets = {k: tf.expand_dims(tf.convert_to_tensor(v), 0) for k, v in targets.items()}
+    trainer = LandmarkTrainer(model, codec, dataclasses.replace(config.loss, name="pfld"))
+    with pytest.raises(ValueError, match="built without: set model_args.pose_subnet: true"):
+        trainer.compute_loss(y=targets, y_pred=trainer(images, training=True))
 
 
 def test_pipnet_mobilenetv2_backbone_and_bad_input_size():

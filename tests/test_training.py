@@ -135,7 +135,8 @@ def test_pfld_trains_with_its_pose_weighted_balanced_loss(synthetic_splits, tmp_
     """The pfld loss path end to end (pose and balance targets from the pipeline); the configs use L1."""
     run = str(tmp_path / "pfld")
     assert train.main(["--model", "pfld_025", "--data", synthetic_splits[0], "--val-data", synthetic_splits[1],
-                       "--out", run, "--epochs", "3", "--set", "loss.name=pfld", "model_args.input_size=64",
+                       "--out", run, "--epochs", "3", "--set", "loss.name=pfld", "model_args.pose_subnet=true",
+                       "model_args.input_size=64",
                        "loss.scale=64", "data.batch_size=16", "schedule.warmup_steps=0", "schedule.lr=0.003"]) == 0
     loss = json.load(open(os.path.join(run, "metrics.json")))["history"]["loss"]
     assert len(loss) == 3 and np.all(np.isfinite(loss)) and loss[-1] < loss[0]
