@@ -87,7 +87,7 @@ def convert_tflite(saved_model_dir: str, mode: str, representative_images: np.nd
             for image in representative_images:
                 yield [image[None].astype(np.uint8)]
         converter.representative_dataset = representative
-        # int8 kernels first; the decode's few ops without one (argmax on floats, one_hot) stay builtin float
+        # int8 kernels first; an op without one stays builtin float
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
         converter.inference_input_type = tf.uint8
     elif mode != "fp32":

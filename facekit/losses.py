@@ -59,10 +59,10 @@ def pipnet_loss(outputs: dict, targets: dict, codec, score_weight=10.0, offset_w
     """
     k = codec.num_points
     score_mse = tf.reduce_mean(tf.square(outputs["score"] - targets["score"]))
-    mask = tf.reshape(targets["score"], [-1, codec.grid * codec.grid, k])
-    own = tf.concat([codec.gather_at(outputs["offset_x"], mask), codec.gather_at(outputs["offset_y"], mask)], -1)
-    neighbors = tf.stack([codec.gather_at(outputs["neighbor_x"], mask),
-                          codec.gather_at(outputs["neighbor_y"], mask)], axis=-1)
+    cell = tf.argmax(tf.reshape(targets["score"], [-1, codec.grid * codec.grid, k]), axis=1, output_type=tf.int32)
+    own = tf.concat([codec.values_at(outputs["offset_x"], cell), codec.values_at(outputs["offset_y"], cell)], -1)
+    neighbors = tf.stack([codec.values_at(outputs["neighbor_x"], cell),
+                          codec.values_at(outputs["neighbor_y"], cell)], axis=-1)
     own_l1 = tf.reduce_mean(tf.abs(own - targets["offset"]))
     neighbor_l1 = tf.reduce_mean(tf.abs(neighbors - targets["neighbor_offset"]))
     return score_weight * score_mse + offset_weight * own_l1 + neighbor_weight * neighbor_l1

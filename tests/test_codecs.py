@@ -65,6 +65,34 @@ def test_pipnet_round_trip_and_neighbour_averaging():
     np.testing.assert_allclose(moved, 1 / 8 / codec._votes_per_point[0], atol=1e-5)
 
 
+def test_pipnet_decode_survives_int8_quantization(tmp_path):
+    """The decode converted to full-integer TFLite (as export does for int8) stays within a few int8 steps of
+    float: it once used a one-hot mask, which TFLite's int8 ONE_HOT turned into 0.5 everywhere."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    codec = make_codec("pipnet", 68, random_points(50, 68, seed=1))
+    shapes = {name: v.shape[1:] for name, v in perfect_outputs(codec, random_points(1, 68)).items()}
+    signature = tf.function(lambda score, offset_x, offset_y, neighbor_x, neighbor_y: {"points": codec.decode(
+        dict(score=score, offset_x=offset_x, offset_y=offset_y, neighbor_x=neighbor_x, neighbor_y=neighbor_y))})
+    specs = {name: tf.TensorSpec((1, *shape), tf.float32, name=name) for name, shape in shapes.items()}
+    tf.saved_model.save(tf.Module(), str(tmp_path / "sm"), signatures=signature.get_concrete_function(**specs))
+    rng = np.random.default_rng(0)
+
+    def noisy(seed):  # a trained model's maps: the right cells win, the rest is noise
+        maps = perfect_outputs(codec, random_points(1, 68, seed=seed))
+        return {k: (v + rng.normal(0, 0.05, v.shape)).numpy().astype(np.float32) for k, v in maps.items()}
+
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(tmp_path / "sm"))
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: (noisy(seed) for seed in range(10, 40))
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
+    run = Interpreter(model_content=converter.convert()).get_signature_runner()
+    for seed in range(5):
+        maps = noisy(100 + seed)
+        quantized, exact = run(**maps)["points"], codec.decode(maps).numpy()
+        assert np.abs(quantized - exact).max() < 0.01, np.abs(quantized - exact).max()  # 1/100 of the crop
+
+
 def test_pipnet_codec_saves_and_loads():
     codec = make_codec("pipnet", 68, random_points(10, 68), grid=4, num_neighbors=5)
     again = codec_from_dict(codec.to_dict())

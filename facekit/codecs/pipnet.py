@@ -70,14 +70,16 @@ class PipnetCodec:
         neighbor_offset = tf.gather(p, self.neighbors) - cell[:, None, :]
         return {"score": score, "offset": p - cell, "neighbor_offset": neighbor_offset}
 
-    def gather_at(self, maps, mask):
-        """maps (N, G, G, K*m) and mask (N, G*G, K) one-hot cells -> values at each landmark's cell (N, K, m)."""
+    def values_at(self, maps, index):
+        """maps (N, G, G, K*m) and index (N, K) each landmark's flat cell -> the values there (N, K, m).
+
+        A gather, not a one-hot mask summed over cells: TFLite's int8 ONE_HOT writes its 0 as the quantized
+        value 0 (0.5 after dequantising), which turned the mask into an average of every cell."""
         import tensorflow as tf
 
         k = self.num_points
-        m = maps.shape[-1] // k
-        flat = tf.reshape(maps, [-1, self.grid * self.grid, k, m])
-        return tf.reduce_sum(flat * mask[..., None], axis=1)
+        flat = tf.reshape(maps, [-1, self.grid * self.grid, k, maps.shape[-1] // k])
+        return tf.gather(tf.transpose(flat, [0, 2, 1, 3]), index, axis=2, batch_dims=2)
 
     def decode(self, outputs: dict):
         """Model outputs {score, offset_x, offset_y (N, G, G, K), neighbor_x, neighbor_y (N, G, G, K*C)}
@@ -85,15 +87,15 @@ class PipnetCodec:
         import tensorflow as tf
 
         g, k, c = self.grid, self.num_points, self.num_neighbors
-        score = tf.reshape(outputs["score"], [-1, g * g, k])
-        index = tf.argmax(score, axis=1, output_type=tf.int32)                      # (N, K)
-        mask = tf.transpose(tf.one_hot(index, g * g), [0, 2, 1])                    # (N, G*G, K)
+        index = tf.argmax(tf.reshape(outputs["score"], [-1, g * g, k]), axis=1, output_type=tf.int32)  # (N, K)
         cell = tf.stack([tf.cast(index % g, tf.float32), tf.cast(index // g, tf.float32)], axis=-1)
-        own = cell + tf.concat([self.gather_at(outputs["offset_x"], mask),
-                                self.gather_at(outputs["offset_y"], mask)], axis=-1)  # (N, K, 2)
-        votes = cell[:, :, None, :] + tf.stack([self.gather_at(outputs["neighbor_x"], mask),
-                                                self.gather_at(outputs["neighbor_y"], mask)], axis=-1)
+        own = cell + tf.concat([self.values_at(outputs["offset_x"], index),
+                                self.values_at(outputs["offset_y"], index)], axis=-1)  # (N, K, 2)
+        votes = cell[:, :, None, :] + tf.stack([self.values_at(outputs["neighbor_x"], index),
+                                                self.values_at(outputs["neighbor_y"], index)], axis=-1)
         votes = tf.reshape(votes, [-1, k * c, 2])                                   # (N, K*C, 2)
-        voted = tf.matmul(tf.transpose(votes, [0, 2, 1]), tf.constant(self._vote))   # (N, 2, K)
-        summed = own + tf.transpose(voted, [0, 2, 1])
-        return summed / tf.constant(self._votes_per_point)[None, :, None] / g
+        # weights 1 / votes, applied before summing: an int8 model never holds a sum of ~20 votes (its range
+        # would cost the average its resolution)
+        share = 1.0 / self._votes_per_point
+        voted = tf.matmul(tf.transpose(votes, [0, 2, 1]), tf.constant(self._vote * share))  # (N, 2, K)
+        return (own * tf.constant(share)[None, :, None] + tf.transpose(voted, [0, 2, 1])) / g
