@@ -73,6 +73,7 @@ def main(argv=None) -> int:
         print(f"error: {IBUG} is absent; this benchmark needs the shared ibug68 data", file=sys.stderr)
         return 2
     sys.path[:0] = [os.path.join(ROOT, "training"), os.path.join(ROOT, "benchmarks")]
+    import models  # noqa: F401  (fills the registry: a finished run is evaluated without train.main)
     import train
     from facekit.evaluation import draw_predictions, evaluate_run, format_report, plot_ced, write_metrics
 
