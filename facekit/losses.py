@@ -47,8 +47,8 @@ def pfld_loss(diff, pose_pred, pose_true, balance_weight, angle_weight_offset: f
     if distance not in ("l1", "l2"):
         raise ValueError(f"pfld distance {distance!r}; choose l1 or l2")
     angle_weight = angle_weight_offset + tf.reduce_sum(1.0 - tf.cos(pose_pred - pose_true), axis=1)
-    distance = tf.reduce_sum(tf.square(diff) if distance == "l2" else tf.abs(diff), axis=[1, 2])
-    return tf.reduce_mean(angle_weight * balance_weight * distance)
+    per_sample = tf.reduce_sum(tf.square(diff) if distance == "l2" else tf.abs(diff), axis=[1, 2])
+    return tf.reduce_mean(angle_weight * balance_weight * per_sample)
 
 
 def pipnet_loss(outputs: dict, targets: dict, codec, score_weight=10.0, offset_weight=1.0, neighbor_weight=1.0):
@@ -57,9 +57,8 @@ def pipnet_loss(outputs: dict, targets: dict, codec, score_weight=10.0, offset_w
     outputs: the PIPNet model's dict; targets: codec.encode batched (score (N, G, G, K), offset (N, K, 2),
     neighbor_offset (N, K, C, 2)). Offsets are in cell units.
     """
-    k = codec.num_points
     score_mse = tf.reduce_mean(tf.square(outputs["score"] - targets["score"]))
-    cell = tf.argmax(tf.reshape(targets["score"], [-1, codec.grid * codec.grid, k]), axis=1, output_type=tf.int32)
+    cell = codec.best_cells(targets["score"])  # the ground-truth cells (targets are one-hot)
     own = tf.concat([codec.values_at(outputs["offset_x"], cell), codec.values_at(outputs["offset_y"], cell)], -1)
     neighbors = tf.stack([codec.values_at(outputs["neighbor_x"], cell),
                           codec.values_at(outputs["neighbor_y"], cell)], axis=-1)

@@ -24,27 +24,28 @@ def normalizing_distance(points_true: np.ndarray, scheme: LandmarkScheme, normal
     return scheme.normalizing_distance(points_true, normalize)
 
 
-def point_errors(points_pred: np.ndarray, points_true: np.ndarray) -> np.ndarray:
-    """(N, K, 2) predictions and truths in one frame -> (N, K) point-to-point distances (float64)."""
+def normalized_point_errors(points_pred: np.ndarray, points_true: np.ndarray, scheme: LandmarkScheme,
+                            normalize: str = "inter_ocular") -> np.ndarray:
+    """(N, K, 2) predictions and truths in one frame -> (N, K) point-to-point distances over each sample's
+    normalising distance."""
     points_pred, points_true = np.asarray(points_pred, np.float64), np.asarray(points_true, np.float64)
     if points_pred.shape != points_true.shape:
         raise ValueError(f"prediction shape {points_pred.shape} != truth shape {points_true.shape}")
-    return np.linalg.norm(points_pred - points_true, axis=-1)
+    error = np.linalg.norm(points_pred - points_true, axis=-1)
+    return error / normalizing_distance(points_true, scheme, normalize)[:, None]
 
 
 def nme_per_sample(points_pred: np.ndarray, points_true: np.ndarray, scheme: LandmarkScheme,
                    normalize: str = "inter_ocular") -> np.ndarray:
     """(N, K, 2) predictions and truths in one frame -> (N,) normalised mean error."""
-    error = point_errors(points_pred, points_true).mean(axis=-1)
-    return error / normalizing_distance(np.asarray(points_true, np.float64), scheme, normalize)
+    return normalized_point_errors(points_pred, points_true, scheme, normalize).mean(axis=-1)
 
 
 def nme_by_region(points_pred: np.ndarray, points_true: np.ndarray, scheme: LandmarkScheme,
                   normalize: str = "inter_ocular") -> dict[str, float]:
     """Mean NME of each face region (jaw, brows, nose, eyes, mouth): the points' errors of a region, normalised
     per sample as in nme_per_sample, averaged over its points and the samples."""
-    error = point_errors(points_pred, points_true)
-    error /= normalizing_distance(np.asarray(points_true, np.float64), scheme, normalize)[:, None]
+    error = normalized_point_errors(points_pred, points_true, scheme, normalize)
     return {region: float(error[:, idx].mean()) for region, idx in point_regions(scheme.point_names).items()}
 
 

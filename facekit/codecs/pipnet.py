@@ -70,6 +70,13 @@ class PipnetCodec:
         neighbor_offset = tf.gather(p, self.neighbors) - cell[:, None, :]
         return {"score": score, "offset": p - cell, "neighbor_offset": neighbor_offset}
 
+    def best_cells(self, score):
+        """score (N, G, G, K) -> (N, K) int32 flat index (row * G + column) of each landmark's highest cell."""
+        import tensorflow as tf
+
+        flat = tf.reshape(score, [-1, self.grid * self.grid, self.num_points])
+        return tf.argmax(flat, axis=1, output_type=tf.int32)
+
     def values_at(self, maps, index):
         """maps (N, G, G, K*m) and index (N, K) each landmark's flat cell -> the values there (N, K, m).
 
@@ -87,7 +94,7 @@ class PipnetCodec:
         import tensorflow as tf
 
         g, k, c = self.grid, self.num_points, self.num_neighbors
-        index = tf.argmax(tf.reshape(outputs["score"], [-1, g * g, k]), axis=1, output_type=tf.int32)  # (N, K)
+        index = self.best_cells(outputs["score"])                                    # (N, K)
         cell = tf.stack([tf.cast(index % g, tf.float32), tf.cast(index // g, tf.float32)], axis=-1)
         own = cell + tf.concat([self.values_at(outputs["offset_x"], index),
                                 self.values_at(outputs["offset_y"], index)], axis=-1)  # (N, K, 2)
