@@ -1,3 +1,4 @@
+import fcntl
 import os
 from pathlib import Path
 
@@ -37,13 +38,19 @@ def synthetic_splits(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def trained_run(synthetic_splits, tmp_path_factory):
-    """A small SENet trained for 60 epochs on the synthetic splits."""
+    """A small SENet trained for 60 epochs on the synthetic splits, once for all pytest-xdist workers: the first
+    worker to need it trains under a file lock, the others wait and read the finished run."""
     from training import train
 
-    run = str(tmp_path_factory.mktemp("runs") / "senet")
-    rc = train.main(["--model", "senet", "--data", synthetic_splits[0], "--val-data", synthetic_splits[1], "--out", run,
-                     "--epochs", "60", "--set", *SMALL_SENET])
-    assert rc == 0
+    basetemp = tmp_path_factory.getbasetemp()
+    shared = basetemp.parent if os.environ.get("PYTEST_XDIST_WORKER") else basetemp  # this session's, all workers
+    run = str(shared / "trained_senet")
+    with open(shared / "trained_senet.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not os.path.exists(os.path.join(run, "metrics.json")):
+            rc = train.main(["--model", "senet", "--data", synthetic_splits[0], "--val-data", synthetic_splits[1],
+                             "--out", run, "--epochs", "60", "--set", *SMALL_SENET])
+            assert rc == 0
     return run
 
 
