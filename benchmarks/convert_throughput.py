@@ -23,10 +23,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from facekit.convert import ConvertSettings, convert_dataset  # noqa: E402
-from facekit.datasets import ReaderOptions, get_format  # noqa: E402
 from facekit.geometry import crop_and_resize, landmark_box_xyxy, square_crop_box  # noqa: E402
-from facekit.synthetic import write_synthetic_300wlp  # noqa: E402
+from facekit.records.convert import ConvertSettings, convert_dataset  # noqa: E402
+from facekit.records.datasets import ReaderOptions, get_format  # noqa: E402
+from facekit.records.synthetic import write_synthetic_300wlp  # noqa: E402
 
 
 def bound_loop(jobs, size, quality):

@@ -8,10 +8,12 @@
    (the best checkpoint), seeded: 20 CMU+MIT photos and 100 HELEN-train faces, the latter tiled four to a
    640 x 640 photo at AFW's face sizes (32-180 px; facekit.detection.data.write_mosaic_photos), because the
    other sources' faces are far smaller than AFW's (the WIDER subset's median face is 17 px) and a validation
-   AP on them does not track AFW.
+   AP on them does not track AFW. 20 WIDER subset photos are held out too, as the crowd validation set
+   (ROOT/records/wider_val: benchmarks/detector_frontier.py scores it; it does not pick the checkpoint).
 2. Trains with the model's config and train.max_minutes = --minutes (rerunning resumes an interrupted run).
-3. Evaluates the best checkpoint on AFW (training/evaluate_detection.py, Keras, letterbox 640, score >= 0.05,
-   NMS 0.4): AP@0.5 and five-point NME on matched faces, written to ROOT/afw.json with the worst photos drawn.
+3. Evaluates the best checkpoint on AFW (training/evaluate_detection.py, Keras, letterbox at the config's
+   train.val_size, score >= 0.05, NMS 0.4): AP@0.5 and five-point NME on matched faces, written to
+   ROOT/afw.json with the worst photos drawn.
 The AFW photos (and the ibug68/afw crops cut from them) are never trained or tuned on.
 """
 from __future__ import annotations
@@ -24,7 +26,7 @@ import sys
 import numpy as np
 
 SHARED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data")
-HELD_OUT = {"cmu_mit": 20, "helen_train": 100}
+HELD_OUT = {"cmu_mit": 20, "helen_train": 100, "wider_subset": 20}
 MOSAIC_PHOTOS = 25  # 100 held-out HELEN faces, four to a photo
 
 
@@ -50,8 +52,8 @@ def split_lists(root: str, name: str, paths: list[str], held_out: int) -> tuple[
 
 def prepare_records(root: str) -> tuple[list[str], list[str]]:
     """Detection records of the shared training set under root: (training folders, validation folders)."""
-    from facekit.datasets.wider import read_wider_annotations
     from facekit.detection.data import write_mosaic_photos
+    from facekit.records.datasets.wider import read_wider_annotations
 
     os.makedirs(os.path.join(root, "splits"), exist_ok=True)
     train = os.path.join(SHARED, "detection_train")
@@ -71,11 +73,14 @@ def prepare_records(root: str) -> tuple[list[str], list[str]]:
     convert(["--format", "retinaface", "--input", os.path.join(photos, "images"), "--annotations",
              os.path.join(photos, "label.txt"), "--output", os.path.join(root, "helen_val_mosaics")])
     wider = f"{train}/wider_val_subset"
-    convert(["--format", "widerface", "--input", f"{wider}/images", "--annotations", f"{wider}/bbx_gt.txt",
-             "--output", os.path.join(root, "wider_subset")])
+    gt = f"{wider}/bbx_gt.txt"
+    fit, val = split_lists(root, "wider_subset", [i.path for i in read_wider_annotations(gt)], HELD_OUT["wider_subset"])
+    for name, listing in (("wider_train", fit), ("wider_val", val)):
+        convert(["--format", "widerface", "--input", f"{wider}/images", "--annotations", gt, "--output",
+                 os.path.join(root, name), "--split-list", listing])
     for name, fmt, folder in (("mtfl", "mtfl", "mtfl_train"), ("backgrounds", "images", "detection_train/backgrounds")):
         convert(["--format", fmt, "--input", os.path.join(SHARED, folder), "--output", os.path.join(root, name)])
-    train_dirs = [os.path.join(root, n) for n in ("cmu_mit_train", "wider_subset", "helen_train", "mtfl",
+    train_dirs = [os.path.join(root, n) for n in ("cmu_mit_train", "wider_train", "helen_train", "mtfl",
                                                  "backgrounds")]
     return train_dirs, [os.path.join(root, "cmu_mit_val"), os.path.join(root, "helen_val_mosaics")]
 
@@ -99,7 +104,11 @@ def main(argv=None) -> int:
                     "--val-data", *val_dirs, "--out", run, "--set", f"train.max_minutes={args.minutes}", *args.set],
                    check=True)
     afw = os.path.join(SHARED, "afw_detection")
+    from facekit.files import read_yaml
+
+    size = read_yaml(os.path.join(run, "config.yaml"))["train"]["val_size"]
     subprocess.run([sys.executable, "training/evaluate_detection.py", "--detector", "dbface", "--run", run,
+                    "--size", str(size),
                     "--gt", os.path.join(afw, "label.txt"), "--images", os.path.join(afw, "images"),
                     "--json", os.path.join(args.root, "afw.json"),
                     "--grid", os.path.join(args.root, "afw_worst.png")], check=True)

@@ -25,7 +25,7 @@ DLIB_NME = 0.0314  # dlib's 68-point predictor (trained on all of 300W) on this 
 
 
 def convert(name, source, out, split_list=None):
-    from facekit.convert import ConvertSettings, convert_dataset
+    from facekit.records.convert import ConvertSettings, convert_dataset
 
     if not os.path.exists(os.path.join(out, "manifest.json")):
         convert_dataset(source, out, ConvertSettings(format="ibug68", image_size=256), name="ibug68", workers=2,
@@ -51,8 +51,10 @@ def prepare_data(work: str, val_count: int = 100) -> dict:
 
 def int8_figures(run: str, val_dirs: list[str]) -> tuple[int, float, float]:
     """(exported parameters, int8 .tflite KB, its 1-thread median latency in ms); exports int8 when missing."""
-    from facekit.export import export_run, rebuild_float32, serving_model
     from latency import tflite_latency_ms
+
+    from facekit.alignment.export import export_run, serving_model
+    from facekit.export import rebuild_float32
 
     network, codec, _, spec = rebuild_float32(run)
     params = serving_model(network, codec, spec.training_only_outputs).count_params()
@@ -73,9 +75,10 @@ def main(argv=None) -> int:
         print(f"error: {IBUG} is absent; this benchmark needs the shared ibug68 data", file=sys.stderr)
         return 2
     sys.path[:0] = [os.path.join(ROOT, "training"), os.path.join(ROOT, "benchmarks")]
-    import models  # noqa: F401  (fills the registry: a finished run is evaluated without train.main)
     import train
-    from facekit.evaluation import draw_predictions, evaluate_run, format_report, plot_ced, write_metrics
+
+    import models  # noqa: F401  (fills the registry: a finished run is evaluated without train.main)
+    from facekit.alignment.evaluation import draw_predictions, evaluate_run, format_report, plot_ced, write_metrics
 
     splits = prepare_data(args.work)
     rows, curves = [], {}

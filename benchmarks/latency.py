@@ -8,6 +8,7 @@ Each run needs an export (python freeze/export.py --run RUN) in RUN/export.
 from __future__ import annotations
 
 import argparse
+import functools
 import glob
 import os
 import sys
@@ -61,7 +62,7 @@ def main(argv=None) -> int:
         image = np.random.default_rng(0).integers(0, 256, (1, size, size, 3), dtype=np.uint8)
         network = keras.saving.load_model(os.path.join(run, "best.keras"), compile=False)
         batch = image.astype(np.float32)
-        k_med, k_p90 = timed(lambda: network.predict_on_batch(batch), args.warmup, args.repeats)
+        k_med, k_p90 = timed(functools.partial(network.predict_on_batch, batch), args.warmup, args.repeats)
         keras_kb = os.path.getsize(os.path.join(run, "best.keras")) / 1024
         print(f"{name:<10} {'keras':<12} {keras_kb:>9.0f} {'':>15} {f'{k_med:.2f} / {k_p90:.2f}':>15}")
         for path in files:

@@ -55,7 +55,7 @@ def child(detector: str, image_path: str, repeats: int, threads: int, export_dir
         run = lambda: len(package.detect_faces(image.copy(), threshold_onet=0.7))  # noqa: E731
     elif detector == "keras":
         import models  # noqa: F401
-        from facekit.mtcnn import keras_cascade
+        from facekit.detection.mtcnn.networks import keras_cascade
         from models.mtcnn import imported_networks
 
         cascade = keras_cascade(imported_networks())

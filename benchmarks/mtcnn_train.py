@@ -22,6 +22,7 @@ import sys
 import time
 
 from dbface_accuracy import SHARED, prepare_records
+
 from facekit.files import read_json
 
 STAGES = ("pnet", "rnet", "onet")

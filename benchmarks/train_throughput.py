@@ -8,7 +8,7 @@
 (c) the input pipeline alone, drained without a model: the input bound.
 Reported with a / min(b, c) (how close the loop gets to its bound; goal >= 0.9) and c / b (goal >= 3: the
 pipeline never starves the network). Every model uses its training config (training/configs) and the same
-setup as train.py (facekit.training.training_setup); --data defaults to the synthetic records. Each figure is
+setup as train.py (facekit.alignment.training.training_setup); --data defaults to the synthetic records. Each figure is
 the median of --repeats timings of --batches batches, after warm-up batches (for (a): within one fit, see
 loop_rate).
 """
@@ -40,9 +40,9 @@ def measure(name: str, data_dirs: list[str], batches: int, repeats: int, overrid
     import keras
 
     import models  # noqa: F401  (fills the registry)
+    from facekit.alignment.training import training_setup
     from facekit.config import load_config
     from facekit.registry import get_spec
-    from facekit.training import training_setup
 
     spec = get_spec(name)
     config = load_config(os.path.join(ROOT, "training", "configs", spec.config), overrides, model=name)
@@ -99,7 +99,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     sys.path.insert(0, ROOT)
-    from facekit.data import synthetic_default
+    from facekit.alignment.data import synthetic_default
 
     data_dirs = args.data or [synthetic_default()[0]]
     rows = {name: measure(name, data_dirs, args.batches, args.repeats, args.set) for name in args.models}

@@ -21,8 +21,10 @@ class DataConfig:
     parallel_reads: int = 4
     image_size: int = 256         # detection: side of the square training canvas (a multiple of 32)
     folder_weights: tuple = ()    # detection: sampling weight per --data folder (default: equal)
-    pipeline_threads: int = 1     # landmark tf.data's own thread pool (0: TF's shared pool). 1 on 2 cores: the
-    # pipeline stops competing with the train step's threads (loop/step 0.78-0.88 -> 0.91-1.09, train_throughput)
+    pipeline_threads: int | None = None  # landmark tf.data's own thread pool; 0: TF's shared pool; None: chosen
+    # from the machine (facekit.alignment.data.input_threads): 1 on a CPU-only machine with <= 2 cores, where the
+    # pipeline stops competing with the train step's threads (loop/step 0.78-0.88 -> 0.91-1.09, train_throughput),
+    # else TF's shared pool, so that many cores or a GPU are not starved by one input thread
 
 
 @dataclass(frozen=True)

@@ -23,3 +23,25 @@ def tile(images: list[np.ndarray], columns: int = 8) -> np.ndarray:
         r, c = divmod(i, columns)
         grid[r * h:(r + 1) * h, c * w:(c + 1) * w] = img
     return grid
+
+
+def draw_detections(image_bgr: np.ndarray, boxes_xyxy: np.ndarray, landmarks_px: np.ndarray | None = None,
+                    color=(0, 255, 0), thickness: int = 1) -> np.ndarray:
+    """Copy of an image with boxes (F, 4) and five points (F, 5, 2) (NaN rows skipped) drawn."""
+    out = image_bgr.copy()
+    for k, box in enumerate(np.asarray(boxes_xyxy, np.float64)):
+        x0, y0, x1, y1 = (int(round(v)) for v in box)
+        cv2.rectangle(out, (x0, y0), (x1, y1), color, thickness, cv2.LINE_AA)
+        if landmarks_px is not None and np.isfinite(landmarks_px[k]).all():
+            out = draw_points(out, landmarks_px[k], (0, 0, 255), radius=max(1, thickness))
+    return out
+
+
+def letterbox_tile(image: np.ndarray, size: int) -> np.ndarray:
+    """Fit an image into a size x size black square (top-left aligned) for preview grids."""
+    scale = size / max(image.shape[:2])
+    resized = cv2.resize(image, (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale))),
+                         interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    out = np.zeros((size, size, 3), np.uint8)
+    out[:resized.shape[0], :resized.shape[1]] = resized
+    return out

@@ -17,7 +17,6 @@ import numpy as np
 
 from facekit.landmarks import FIVE, IBUG68, LandmarkScheme, five_from_ibug68
 
-
 # iBUG68 points used for pose: nose (27-35), eye corners, mouth corners. Not the jaw contour (in 300W-LP it
 # follows the visible outline, not fixed 3D points), nor brows and chin (they move with expression).
 POSE_POINTS_68 = (27, 28, 29, 30, 31, 33, 35, 36, 39, 42, 45, 48, 54)

@@ -8,8 +8,9 @@ Writes DIR (default RUN/export): saved_model/, MODEL_{fp32,fp16,int8}.tflite wit
 (crop settings for the runtime), and report.json (size, max |diff| from Keras and NME per artifact). Exits 1 when
 an artifact breaks parity (float32 within 1e-4 of the crop side, float16 NME within 0.05 points, int8 within 0.5).
 With --mtcnn it writes DIR/mtcnn_{pnet,rnet,onet}.tflite (P-Net resizable) for facekit.infer.mtcnn.tflite_cascade.
-A detector run (dbface, dbface_small) exports with its decoding inside: uint8 RGB (1, S, S, 3) in (--size, default
-640; facekit.infer.detector.FaceDetector letterboxes photos into it), the top-K scores, boxes and five points out;
+A detector run (dbface, dbface_small, dbface_nano) exports with its decoding inside: uint8 RGB (1, S, S, 3) in
+(--size, default: the letterbox side its validation picked at the end of training, the smallest within 0.005 AP of
+the best; facekit.infer.detector.FaceDetector letterboxes photos into it), the top-K scores, boxes and points out;
 the report holds box parity (float32 within 1e-3 px) and AP on the validation photos (float16 within 0.01 of
 Keras, int8 within 0.03).
 """
@@ -30,11 +31,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", help="output folder (default: RUN/export)")
     p.add_argument("--val-data", nargs="+", help="records for parity and NME (default: the run's validation data)")
     p.add_argument("--parity-count", type=int, default=64, help="validation crops compared with Keras")
-    p.add_argument("--size", type=int, default=640, help="detectors: side of the square input (multiple of 32)")
+    p.add_argument("--size", type=int, help="detectors: side of the square input, a multiple of 32 (default: the "
+                   "letterbox the run's validation picked)")
     args = p.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import models  # noqa: F401  (fills the registry)
-    from facekit.export import export_run
+    from facekit.alignment.export import export_run
 
     if args.mtcnn:
         return export_mtcnn_cli(args.mtcnn, args.out or os.path.join("runs", "mtcnn_export"))
@@ -83,7 +85,7 @@ def reported(out: str, export):
 
 
 def export_detector_cli(args, out: str) -> int:
-    from facekit.detection.export import export_detector_run
+    from facekit.detection.dbface.export import export_detector_run
 
     report = reported(out, lambda: export_detector_run(args.run, out, formats(args), val_dirs=args.val_data,
                                                        size=args.size))
@@ -99,7 +101,7 @@ def export_detector_cli(args, out: str) -> int:
 
 
 def export_mtcnn_cli(sources: list[str], out: str) -> int:
-    from facekit.mtcnn import export_mtcnn, load_run_networks
+    from facekit.detection.mtcnn.networks import export_mtcnn, load_run_networks
     from models.mtcnn import imported_networks
 
     try:

@@ -14,7 +14,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 @pytest.fixture(scope="session")
 def synthetic_300wlp(tmp_path_factory):
     """A small synthetic 300W-LP tree: 24 faces + 6 mirrored copies."""
-    from facekit.synthetic import write_synthetic_300wlp
+    from facekit.records.synthetic import write_synthetic_300wlp
 
     root = tmp_path_factory.mktemp("synthetic_300wlp")
     write_synthetic_300wlp(str(root), 24, seed=7)
@@ -31,7 +31,7 @@ SMALL_SENET = ["model_args.widths=[16, 32, 64, 128]", "model_args.blocks=[1, 1, 
 @pytest.fixture(scope="session")
 def synthetic_splits(tmp_path_factory):
     """(train_dir, val_dir): 160 + 48 synthetic faces converted to records."""
-    from facekit.data import synthetic_default
+    from facekit.alignment.data import synthetic_default
 
     return synthetic_default(str(tmp_path_factory.mktemp("synthetic")), train_count=160, val_count=48)
 
@@ -57,9 +57,9 @@ def trained_run(synthetic_splits, tmp_path_factory):
 @pytest.fixture(scope="session")
 def synthetic_scene_records(tmp_path_factory):
     """(train_dir, val_dir): detection records of 64 + 12 synthetic multi-face scenes."""
-    from facekit.convert import convert_dataset
     from facekit.detection.convert import DetectionSettings
-    from facekit.synthetic import write_synthetic_scenes
+    from facekit.records.convert import convert_dataset
+    from facekit.records.synthetic import write_synthetic_scenes
 
     root = tmp_path_factory.mktemp("scenes")
     dirs = []

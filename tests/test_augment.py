@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from facekit.augment import augment, flip_horizontal, similarity_matrix, transform_points, warp_image
+from facekit.alignment.augment import augment, flip_horizontal, similarity_matrix, transform_points, warp_image
 from facekit.config import AugmentConfig
 from facekit.landmarks import IBUG68
 

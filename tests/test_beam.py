@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from facekit.convert import ConvertSettings, convert_dataset
+from facekit.records.convert import ConvertSettings, convert_dataset
 
 HAS_BEAM = importlib.util.find_spec("apache_beam") is not None
 needs_beam = pytest.mark.skipif(not HAS_BEAM, reason="Apache Beam is not installed: it is an optional extra "
@@ -28,7 +28,7 @@ def test_beam_writes_what_the_local_converter_writes(task, synthetic_300wlp, tmp
         raw, settings = str(synthetic_300wlp), ConvertSettings(format="300wlp", image_size=64, shard_size=8)
     else:
         from facekit.detection.convert import DetectionSettings
-        from facekit.synthetic import write_synthetic_scenes
+        from facekit.records.synthetic import write_synthetic_scenes
 
         write_synthetic_scenes(str(tmp_path / "scenes"), 12, seed=3)
         raw = str(tmp_path / "scenes" / "images")
@@ -45,20 +45,20 @@ def test_beam_writes_what_the_local_converter_writes(task, synthetic_300wlp, tmp
 
 @needs_beam
 def test_beam_resumes_an_interrupted_local_conversion(synthetic_300wlp, tmp_path, monkeypatch):
-    from facekit import convert as convert_module
+    from facekit.records import shards as shards_module
 
     settings = ConvertSettings(format="300wlp", image_size=64, shard_size=8)
-    real_write = convert_module.write_shard
+    real_write = shards_module.write_shard
 
     def write_then_die(output_dir, file_name, *args, **kwargs):
         if "00002-of-" in file_name:
             raise KeyboardInterrupt("simulated interruption")
         return real_write(output_dir, file_name, *args, **kwargs)
 
-    monkeypatch.setattr(convert_module, "write_shard", write_then_die)
+    monkeypatch.setattr(shards_module, "write_shard", write_then_die)
     with pytest.raises(KeyboardInterrupt):
         convert_dataset(str(synthetic_300wlp), str(tmp_path / "out"), settings, progress=False)
-    monkeypatch.setattr(convert_module, "write_shard", real_write)
+    monkeypatch.setattr(shards_module, "write_shard", real_write)
     resumed = convert_dataset(str(synthetic_300wlp), str(tmp_path / "out"), settings, progress=False, runner="beam")
     fresh = convert_dataset(str(synthetic_300wlp), str(tmp_path / "fresh"), settings, progress=False)
     assert resumed == fresh

@@ -7,13 +7,15 @@ import numpy as np
 import pytest
 import scipy.io
 
-from tests.conftest import SHARED_DATA, requires_shared
-from facekit import convert as convert_module
-from facekit.convert import ConversionError, ConvertSettings, convert_dataset, read_image
-from facekit.datasets import ReaderOptions
-from facekit.datasets.pts import read_pts
 from facekit.geometry import crop_and_resize, crop_norm_to_points
-from facekit.records import read_records
+from facekit.records import convert as convert_module
+from facekit.records import shards as shards_module
+from facekit.records.convert import ConvertSettings, convert_dataset, read_image
+from facekit.records.datasets import ReaderOptions
+from facekit.records.datasets.pts import read_pts
+from facekit.records.schema import read_records
+from facekit.records.shards import ConversionError
+from tests.conftest import SHARED_DATA, requires_shared
 from tfrecords_tools.convert import main as convert_main
 
 
@@ -47,7 +49,7 @@ def test_interrupted_conversion_resumes_and_matches_a_clean_run(synthetic_300wlp
     clean = tmp_path / "clean"
     convert_dataset(str(synthetic_300wlp), str(clean), settings, progress=False)
     out = tmp_path / "resumed"
-    real_write = convert_module.write_shard
+    real_write = shards_module.write_shard
     calls = []
 
     def write_then_die(output_dir, name, results, job):
@@ -56,13 +58,13 @@ def test_interrupted_conversion_resumes_and_matches_a_clean_run(synthetic_300wlp
         calls.append(name)
         return real_write(output_dir, name, results, job)
 
-    monkeypatch.setattr(convert_module, "write_shard", write_then_die)
+    monkeypatch.setattr(shards_module, "write_shard", write_then_die)
     with pytest.raises(KeyboardInterrupt):
         convert_dataset(str(synthetic_300wlp), str(out), settings, progress=False)
     assert not (out / "manifest.json").exists()
     assert sorted(n for n in os.listdir(out) if n.endswith(".tfrecord")) == calls
     first_mtime = os.path.getmtime(out / calls[0])
-    monkeypatch.setattr(convert_module, "write_shard", lambda *a: calls.append(a[1]) or real_write(*a))
+    monkeypatch.setattr(shards_module, "write_shard", lambda *a: calls.append(a[1]) or real_write(*a))
     convert_dataset(str(synthetic_300wlp), str(out), settings, progress=False)
     assert calls[2:] == ["300wlp-00002-of-00004.tfrecord", "300wlp-00003-of-00004.tfrecord"]
     assert os.path.getmtime(out / calls[0]) == first_mtime

@@ -7,8 +7,8 @@ import shutil
 import pytest
 
 from facekit import files
+from facekit.records.verify import DamagedRecordsError, masked_crc32c, shard_digest
 from tests.conftest import SMALL_SENET
-from facekit.verify import DamagedRecordsError, masked_crc32c, shard_digest
 from tfrecords_tools import convert, verify
 
 SHARD = "300wlp-00001-of-00003.tfrecord"
@@ -118,7 +118,7 @@ def test_training_on_a_damaged_folder_stops_before_any_work(synthetic_splits, tm
 
 def test_a_read_error_mid_run_names_the_shard(synthetic_splits, tmp_path, capsys):
     """A byte flipped inside a record passes the fast check (size, count, headers) and fails while reading."""
-    from facekit.data import evaluation_arrays
+    from facekit.alignment.data import evaluation_arrays
 
     folder = str(tmp_path / "val")
     shutil.copytree(synthetic_splits[1], folder)
@@ -130,14 +130,14 @@ def test_a_read_error_mid_run_names_the_shard(synthetic_splits, tmp_path, capsys
 
 
 def test_old_manifest_without_checksums_still_loads_with_a_note(damaged, capsys):
-    from facekit import records
+    from facekit.records import schema
 
     folder, _ = damaged
     path = os.path.join(folder, "manifest.json")
     manifest = files.read_json(path)
     manifest["shards"] = [{"file": s["file"], "num_records": s["num_records"]} for s in manifest["shards"]]
     files.write_json(path, manifest)
-    assert len(records.record_files(folder)) == 3
+    assert len(schema.record_files(folder)) == 3
     assert "predates shard sizes and checksums" in capsys.readouterr().err
     assert verify.main([folder]) == 0
     assert "counts and headers only" in capsys.readouterr().out

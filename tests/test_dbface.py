@@ -9,19 +9,21 @@ import pytest
 import tensorflow as tf
 
 import models  # noqa: F401
-from facekit import losses, records
+from facekit import losses
 from facekit.config import AugmentConfig
-from facekit.convert import convert_dataset
 from facekit.detection.convert import DetectionSettings
 from facekit.detection.data import compose_canvas, evaluation_scenes, write_mosaic_photos
 from facekit.infer.detections import Detections
 from facekit.landmarks import FIVE, IBUG68, face_box_xyxy, five_from_ibug68
+from facekit.records import schema
+from facekit.records.convert import convert_dataset
 from facekit.registry import names_for_task
 from models.dbface import build_dbface
 from tests.conftest import SHARED_DATA, requires_shared
 
 # trainable parameters; the reference Small-H with has_ext and landmarks has 436,307 (measured on its PyTorch code)
-TRAINABLE = {"dbface_small": 436_307, "dbface": 1_794_219}
+TRAINABLE = {"dbface_small": 436_307, "dbface": 1_794_219, "dbface_nano": 209_059}
+STRIDE = {"dbface_small": 4, "dbface": 4, "dbface_nano": 8}
 
 
 def trainable_count(model):
@@ -33,12 +35,13 @@ def test_every_centernet_model_is_covered():
 
 
 @pytest.mark.parametrize("name", sorted(TRAINABLE))
-def test_parameter_counts_and_stride_4_outputs_of_any_multiple_of_32(name):
+def test_parameter_counts_and_outputs_at_the_stride_of_any_multiple_of_32(name):
     model = build_dbface(name)
     assert trainable_count(model) == TRAINABLE[name]
     out = model.predict_on_batch(np.zeros((1, 64, 96, 3), np.float32))
-    assert {k: v.shape for k, v in out.items()} == {"heatmap": (1, 16, 24, 1), "box": (1, 16, 24, 4),
-                                                    "landmarks": (1, 16, 24, 10)}
+    h, w = 64 // STRIDE[name], 96 // STRIDE[name]
+    assert {k: v.shape for k, v in out.items()} == {"heatmap": (1, h, w, 1), "box": (1, h, w, 4),
+                                                    "landmarks": (1, h, w, 10)}
     assert np.all((out["heatmap"] > 0) & (out["heatmap"] < 1)) and np.all(out["box"] > 0)
     np.testing.assert_allclose(out["heatmap"], 0.01, atol=0.005)  # the prior of the heatmap bias
 
@@ -79,9 +82,9 @@ def test_detection_record_round_trip_with_and_without_faces():
     flags = np.array([[0, 1, 0, 0, 2, 0], [-1] * 6])
     image = cv2.imencode(".png", np.full((100, 80, 3), 7, np.uint8))[1].tobytes()
     for count in (2, 0):
-        record = records.DetectionRecord("a/b.png", image, (100, 80), boxes[:count], marks[:count], flags[:count], [])
-        parsed = {k: v.numpy() for k, v in records.parse_detection_example(
-            tf.constant(records.encode_detection_example(record))).items()}
+        record = schema.DetectionRecord("a/b.png", image, (100, 80), boxes[:count], marks[:count], flags[:count], [])
+        parsed = {k: v.numpy() for k, v in schema.parse_detection_example(
+            tf.constant(schema.encode_detection_example(record))).items()}
         np.testing.assert_array_equal(parsed["boxes_xyxy"], boxes[:count])
         np.testing.assert_array_equal(parsed["landmarks_px"], marks[:count])
         np.testing.assert_array_equal(parsed["flags"], flags[:count])
@@ -91,7 +94,7 @@ def test_detection_record_round_trip_with_and_without_faces():
 
 def test_five_point_face_box_matches_the_68_point_rule():
     rng = np.random.default_rng(0)
-    from facekit.synthetic import random_face_3d
+    from facekit.records.synthetic import random_face_3d
 
     faces = [random_face_3d(rng)[:, :2] * 0.8 + 200 for _ in range(20)]
     from facekit.boxes import box_iou
@@ -129,7 +132,7 @@ def test_conversion_keeps_good_faces_and_lists_the_others(tmp_path):
     assert np.isfinite(scenes[0]["landmarks_px"][0]).all() and np.isnan(scenes[0]["landmarks_px"][1]).all()
     assert len(scenes[1]["boxes_xyxy"]) == 0
     with pytest.raises(ValueError, match="holds detection records"):
-        records.load_manifest(out, task="landmarks")
+        schema.load_manifest(out, task="landmarks")
 
 
 def test_large_images_are_resized_with_their_faces(tmp_path):
@@ -207,7 +210,7 @@ def test_mosaic_puts_four_images_in_four_tiles():
 
 
 def test_mosaic_photos_hold_their_faces_at_the_asked_sizes(synthetic_scene_records, tmp_path):
-    from facekit.datasets.wider import read_retinaface_labels
+    from facekit.records.datasets.wider import read_retinaface_labels
 
     root = str(tmp_path / "mosaics")
     faces = write_mosaic_photos([synthetic_scene_records[1]], root, count=3, size=320, face_size=(40, 80))
@@ -243,10 +246,10 @@ SMALL_RUN = ["data.image_size=128", "data.batch_size=8", "train.val_size=320", "
              "schedule.lr=0.003", "augment.rotation_p=0.2", "augment.mosaic=0.3", "augment.face_size=[16, 96]"]
 
 
-def train_run(records_dirs, run: str, epochs: int, steps: int, *overrides) -> str:
+def train_run(records_dirs, run: str, epochs: int, steps: int, *overrides, model: str = "dbface_small") -> str:
     from training import train
 
-    assert train.main(["--model", "dbface_small", "--data", records_dirs[0], "--val-data", records_dirs[1], "--out",
+    assert train.main(["--model", model, "--data", records_dirs[0], "--val-data", records_dirs[1], "--out",
                        run, "--epochs", str(epochs), "--set", f"train.steps_per_epoch={steps}", *SMALL_RUN,
                        *overrides]) == 0
     return run
@@ -260,7 +263,7 @@ def tiny_detector_run(synthetic_scene_records, tmp_path_factory):
 
 
 def test_tflite_export_matches_keras_and_the_runtime_returns_detections(tiny_detector_run, tmp_path):
-    from facekit.detection.export import export_detector_run
+    from facekit.detection.dbface.export import export_detector_run
     from facekit.infer.detector import FaceDetector
 
     out = str(tmp_path / "export")
@@ -279,11 +282,74 @@ def test_tflite_export_matches_keras_and_the_runtime_returns_detections(tiny_det
         FaceDetector(os.path.join(out, "dbface_small_fp32.tflite")).detect(image, color="RGB")
 
 
+@pytest.fixture(scope="module")
+def tiny_nano_run(synthetic_scene_records, tmp_path_factory):
+    """dbface_nano after two training steps on 64 x 64 canvases."""
+    return train_run(synthetic_scene_records, str(tmp_path_factory.mktemp("runs") / "nano"), 1, 2,
+                     "data.image_size=64", model="dbface_nano")
+
+
+def test_nano_exports_with_parity_at_the_letterbox_its_validation_picked(tiny_nano_run, tmp_path):
+    from facekit.detection.dbface.export import export_detector_run
+    from facekit.infer.detector import FaceDetector
+
+    metrics = json.load(open(os.path.join(tiny_nano_run, "metrics.json")))
+    assert set(metrics["letterbox_ap"]) == {"160", "192", "224", "256", "320", "416", "512", "640"}
+    best = max(metrics["letterbox_ap"].values())
+    assert metrics["letterbox_ap"][str(metrics["letterbox"])] >= best - 0.005
+    report = export_detector_run(tiny_nano_run, str(tmp_path / "export"), ["tflite_fp32"])
+    assert report["input_size"] == metrics["letterbox"] and report["parity_ok"]
+    assert report["artifacts"]["tflite_fp32"]["max_box_head_diff_px"] < 1e-3
+    detector = FaceDetector(str(tmp_path / "export" / "dbface_nano_fp32.tflite"), score_threshold=0.0)
+    assert detector.size == metrics["letterbox"] and len(detector.detect(np.zeros((90, 200, 3), np.uint8),
+                                                                         color="rgb")) > 0
+
+
+def test_the_frontier_script_measures_every_point(tiny_nano_run, synthetic_scene_records, tmp_path, capsys):
+    """benchmarks/detector_frontier.py on a tiny synthetic set: every point measured, the table and the picture."""
+    from benchmarks import detector_frontier
+    from facekit.records.synthetic import write_synthetic_scenes
+    from tests.test_blazeface import wheel_installed
+
+    write_synthetic_scenes(str(tmp_path / "photos"), 3, seed=5)
+    out = tmp_path / "frontier"
+    args = ["--dbface", tiny_nano_run, "--sizes", "64", "--afw-gt", str(tmp_path / "photos" / "label.txt"),
+            "--afw-images", str(tmp_path / "photos" / "images"), "--crowd", synthetic_scene_records[1],
+            "--out", str(out), "--repeats", "2", "--no-mtcnn"] + ([] if wheel_installed() else ["--no-blazeface"])
+    assert detector_frontier.main(args) == 0
+    results = json.load(open(out / "results.json"))
+    expected = {"dbface_nano fp32 64", "dbface_nano int8 64"}
+    expected |= {"blazeface-short", "blazeface-full"} if wheel_installed() else set()
+    assert set(results) == expected
+    for row in results.values():
+        assert 0 <= row["afw_ap"] <= 1 and 0 <= row["crowd_ap"] <= 1 and row["bytes"] > 10_000
+        assert row["ms_1"] > 0 and row["ms_2"] > 0
+    table = capsys.readouterr().out
+    assert all(f"| {name} |" in table for name in expected)
+    assert os.path.getsize(out / "frontier.png") > 10_000
+    assert detector_frontier.main(args) == 0  # a rerun reuses every measured point
+    assert json.load(open(out / "results.json")) == results
+
+
+def test_a_familys_frontier_keeps_the_points_no_faster_point_beats():
+    from benchmarks.detector_frontier import frontier
+
+    points = [(1.0, 0.5), (2.0, 0.4), (3.0, 0.7), (0.5, 0.2), (4.0, 0.7)]
+    assert frontier(points) == [(0.5, 0.2), (1.0, 0.5), (3.0, 0.7)]
+
+
+def test_the_smallest_letterbox_within_the_tolerance_is_picked():
+    from facekit.detection.dbface.training import pick_letterbox
+
+    assert pick_letterbox({"192": 0.70, "256": 0.803, "320": 0.806, "640": 0.74}) == 256
+    assert pick_letterbox({"192": 0.70, "256": 0.79, "320": 0.806, "640": 0.74}) == 320
+
+
 @pytest.mark.slow
 def test_short_training_on_synthetic_scenes_raises_ap(synthetic_scene_records, tmp_path):
     """240 steps on 128 x 128 canvases (about 2-3 minutes on 2 idle cores): AP 0.005 -> 0.24 when measured."""
     from facekit.boxes import box_iou
-    from facekit.detection.training import detect_scenes, peaks_function
+    from facekit.detection.dbface.training import detect_scenes, peaks_function
     from facekit.export import rebuild_float32
 
     run = train_run(synthetic_scene_records, str(tmp_path / "run"), 6, 40)
@@ -312,7 +378,7 @@ def test_real_multi_face_photos_convert_with_five_points(tmp_path):
 
 
 def test_float32_box_tolerance_scales_with_canvases_over_640():
-    from facekit.detection.export import parity_failures
+    from facekit.detection.dbface.export import parity_failures
 
     def report(size, diff):
         return {"input_size": size, "keras": {"ap": 0.5},

@@ -2,10 +2,11 @@
 import numpy as np
 import pytest
 
-from facekit.datasets.wider import read_retinaface_labels, read_wider_annotations, read_wider_gt
-from facekit.detection_eval import average_precision, read_difficulty_mat
+from facekit.detection.evaluation import average_precision, read_difficulty_mat
+from facekit.records.datasets.wider import read_retinaface_labels, read_wider_annotations, read_wider_gt
 from tests.conftest import SHARED_DATA, requires_shared
 
+# the official files end some rows with a space
 GT = """a/one.jpg
 2
 10 20 30 40 0 0 0 0 0 0
@@ -15,11 +16,11 @@ a/empty_train_style.jpg
 0 0 0 0 0 0 0 0 0 0
 a/empty_val_style.jpg
 1
-0 0 0 0 0 0 0 0 0 0 
+0 0 0 0 0 0 0 0 0 0{SPACE}
 a/last.jpg
 1
 1 2 3 4 0 0 0 0 0 0
-"""
+""".format(SPACE=" ")
 
 
 def test_wider_gt_reader_handles_the_zero_face_rows_and_invalid_faces(tmp_path):
@@ -102,3 +103,13 @@ def test_difficulty_mat_reader(tmp_path):
     with pytest.raises(ValueError, match="not a WIDER FACE difficulty"):
         savemat(tmp_path / "other.mat", {"x": 1})
         read_difficulty_mat(str(tmp_path / "other.mat"))
+
+
+def test_evaluate_detection_names_a_missing_ground_truth_file(tmp_path, capsys):
+    from training import evaluate_detection
+
+    missing = tmp_path / "no_such_gt.txt"
+    assert evaluate_detection.main(["--gt", str(missing), "--images", str(tmp_path)]) == 2
+    assert f"--gt {missing}: no such file" in capsys.readouterr().err
+    assert evaluate_detection.main(["--gt", str(missing), "--images", str(tmp_path / "photos")]) == 2
+    assert "no such" in capsys.readouterr().err

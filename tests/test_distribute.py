@@ -150,10 +150,11 @@ def test_mixed_float16_trains_with_float32_outputs_and_loss_scaling(synthetic_sp
     a LossScaleOptimizer, and the float32 run's losses up to float16 rounding (the forward pass alone differs
     by 0.6% in the first epoch)."""
     import keras
+
     import models  # noqa: F401
+    from facekit.alignment.training import training_setup
     from facekit.config import load_config
     from facekit.registry import get_spec
-    from facekit.training import training_setup
 
     spec = get_spec("senet")
     config = load_config(os.path.join(ROOT, "training", "configs", spec.config), SMALL_SENET, model="senet")

@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 
 import models  # noqa: F401
-from facekit import data
+from facekit.alignment import data
+from facekit.alignment.export import export_run, serving_model
 from facekit.codecs import make_codec
 from facekit.config import load_config
-from facekit.export import convert_tflite, export_run, serving_model
+from facekit.export import convert_tflite
 from facekit.geometry import crop_norm_to_points, landmark_box_xyxy
 from facekit.infer.runtime import LandmarkPredictor, OneEuroFilter, run_tflite
 from facekit.registry import get_spec, names_for_task
@@ -114,7 +115,7 @@ def exported(trained_run, tmp_path_factory):
 
 def test_predictor_crops_like_the_converter(exported, trained_run, synthetic_splits):
     """Predicting on the raw image with the landmark box equals the Keras model on the converted crop."""
-    from facekit.records import read_records
+    from facekit.records.schema import read_records
 
     record = read_records(synthetic_splits[1])[0]
     network, codec, _ = load_run(trained_run)
@@ -178,7 +179,7 @@ def test_one_euro_filter_smooths_still_noise_and_follows_steps():
 
 @requires_shared
 def test_parity_on_real_face_crops(synthetic_splits, tmp_path):
-    from facekit.convert import ConvertSettings, convert_dataset
+    from facekit.records.convert import ConvertSettings, convert_dataset
 
     afw = SHARED_DATA / "ibug68" / "afw"
     names = sorted(p.stem for p in afw.glob("*.pts"))[:12]

@@ -2,8 +2,15 @@ import cv2
 import numpy as np
 import pytest
 
-from facekit.geometry import (crop_and_resize, crop_norm_to_points, flip_points, landmark_box_xyxy,
-                              pixel_centres_to_continuous, points_to_crop_norm, square_crop_box)
+from facekit.geometry import (
+    crop_and_resize,
+    crop_norm_to_points,
+    flip_points,
+    landmark_box_xyxy,
+    pixel_centres_to_continuous,
+    points_to_crop_norm,
+    square_crop_box,
+)
 from facekit.landmarks import IBUG68
 
 

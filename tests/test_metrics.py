@@ -1,9 +1,16 @@
 import numpy as np
 import pytest
 
+from facekit.alignment.metrics import (
+    auc,
+    ced_curve,
+    failure_rate,
+    nme_per_sample,
+    normalizing_distance,
+    summarize,
+    summarize_by_yaw,
+)
 from facekit.landmarks import IBUG68
-from facekit.metrics import (auc, ced_curve, failure_rate, nme_per_sample, normalizing_distance, summarize,
-                             summarize_by_yaw)
 
 
 def face_with_eyes(distance):
@@ -57,8 +64,8 @@ def test_shape_mismatch_is_an_error():
 
 
 def test_regions_cover_every_point_once_and_region_nme_by_hand():
+    from facekit.alignment.metrics import nme_by_region
     from facekit.landmarks import get_scheme, point_regions
-    from facekit.metrics import nme_by_region
 
     for name, sizes in (("ibug68", {"jaw": 17, "brows": 10, "nose": 9, "eyes": 12, "mouth": 20}),
                         ("wflw98", {"jaw": 33, "brows": 18, "nose": 9, "eyes": 18, "mouth": 20})):

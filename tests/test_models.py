@@ -8,10 +8,10 @@ import pytest
 import tensorflow as tf
 
 import models  # noqa: F401
+from facekit.alignment.training import LandmarkTrainer
 from facekit.codecs import make_codec
 from facekit.config import load_config
 from facekit.registry import get_spec, names_for_task
-from facekit.training import LandmarkTrainer
 from models.backbones import make_divisible
 
 CONFIGS = os.path.join(os.path.dirname(__file__), "..", "training", "configs")

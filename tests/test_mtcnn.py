@@ -9,8 +9,8 @@ import pytest
 
 import models  # noqa: F401
 from facekit.boxes import box_iou, calibrate, nms, regression_targets, to_square
+from facekit.detection.mtcnn.networks import export_mtcnn, keras_cascade
 from facekit.infer.mtcnn import MTCNN, as_rgb, crop_windows, pnet_candidates, pyramid_scales, tflite_cascade
-from facekit.mtcnn import export_mtcnn, keras_cascade
 from models.mtcnn import BUILDERS, WEIGHT_ORDER, set_package_weights
 from tests.conftest import SHARED_DATA, requires_shared
 
@@ -123,7 +123,7 @@ def test_images_must_say_their_colour_order():
     with pytest.raises(ValueError, match="uint8"):
         as_rgb(image.astype(np.float32), "rgb")
     with pytest.raises(TypeError):
-        MTCNN(None, None, None).detect(image)  # noqa: the colour order is a required keyword
+        MTCNN(None, None, None).detect(image)  # the colour order is a required keyword
 
 
 def _random_networks():
@@ -197,7 +197,7 @@ def test_cascade_agrees_with_the_package_on_all_afw_photos(tmp_path):
 
 def test_package_rule_nms_equals_the_full_matrix_rule_on_random_boxes():
     rng = np.random.default_rng(0)
-    for trial in range(100):
+    for _ in range(100):
         count = int(rng.integers(0, 60))
         corner = rng.uniform(0, 50, (count, 2))
         boxes = np.concatenate([corner, corner + rng.uniform(1, 30, (count, 2))], axis=1)
@@ -210,7 +210,8 @@ def test_package_rule_nms_equals_the_full_matrix_rule_on_random_boxes():
 
 
 def test_windows_are_labelled_by_iou():
-    from facekit.mtcnn_samples import SampleKind, label_windows
+    from facekit.detection.mtcnn.samples import label_windows
+    from facekit.records.schema import SampleKind
 
     faces = np.array([[0, 0, 10, 10], [100, 100, 120, 120]], float)
     windows = np.array([[0, 0, 10, 11],      # IoU 100/110 = 0.91: positive
@@ -226,7 +227,7 @@ def test_windows_are_labelled_by_iou():
 
 
 def test_ohem_keeps_exactly_the_hardest_70_percent():
-    from facekit.mtcnn import mtcnn_loss, ohem_face_loss
+    from facekit.detection.mtcnn.loss import mtcnn_loss, ohem_face_loss
 
     # 10 negative/positive samples with losses -log(p) for p = 0.1 .. 1.0, plus part and landmark samples ignored
     p = np.linspace(0.1, 1.0, 10)

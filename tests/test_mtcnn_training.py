@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 
 import models  # noqa: F401
-from facekit import records
 from facekit.boxes import box_iou, calibrate
-from facekit.convert import convert_dataset
+from facekit.detection.mtcnn.samples import SampleSettings, face_in_window, image_samples, list_images
 from facekit.infer.mtcnn import MTCNN, normalize, pnet_candidates, training_targets
-from facekit.mtcnn_samples import SampleKind, SampleSettings, face_in_window, image_samples, list_images
+from facekit.records import schema
+from facekit.records.convert import convert_dataset
+from facekit.records.schema import SampleKind
 
 
 def test_pnet_targets_decode_back_to_the_face_through_the_cascade():
@@ -58,7 +59,7 @@ def test_sample_kinds_agree_with_the_face_their_targets_decode_to(scene_images, 
     """Cut windows from synthetic scenes; decode each target inside its window: positives overlap the window
     >= 0.65, parts 0.4-0.65, landmark points fall inside. O-Net's mined proposals are stood in for by squares
     about the faces and random boxes (no trained runs here)."""
-    import facekit.mtcnn_samples as samples_module
+    import facekit.detection.mtcnn.samples as samples_module
     from facekit.boxes import to_square
 
     def fake_proposals(previous, image):
@@ -131,7 +132,7 @@ def pnet_samples(synthetic_scene_records, tmp_path_factory):
 
 def test_training_batches_mix_the_kinds_three_one_one_two(pnet_samples):
     from facekit.config import Config
-    from facekit.mtcnn_training import training_dataset
+    from facekit.detection.mtcnn.training import training_dataset
 
     config = Config(model="mtcnn_pnet")
     ds = training_dataset([pnet_samples[0]], "pnet", Config(model="mtcnn_pnet", data=type(config.data)(
@@ -155,7 +156,7 @@ def test_pnet_training_raises_validation_accuracy_and_mines_rnet_samples(pnet_sa
     assert history["val_face_accuracy"][-1] > 0.8 and history["val_loss"][-1] < history["val_loss"][0]
     assert history["face"][-1] < history["face"][0]
     assert os.path.isfile(os.path.join(run, "augmented_batch.jpg"))
-    from facekit.mtcnn import load_run_networks
+    from facekit.detection.mtcnn.networks import load_run_networks
 
     pnet = load_run_networks([run], count=1)["mtcnn_pnet"]
     assert pnet.input_shape == (None, None, None, 3)  # rebuilt resizable for the pyramid
@@ -185,7 +186,7 @@ def test_sample_repair_rewrites_a_cut_shard_identically(pnet_samples, synthetic_
 
     folder = str(tmp_path / "copy")
     shutil.copytree(pnet_samples[0], folder)
-    shard = os.path.join(folder, records.load_manifest(folder)["shards"][0]["file"])
+    shard = os.path.join(folder, schema.load_manifest(folder)["shards"][0]["file"])
     original = open(shard, "rb").read()
     with open(shard, "r+b") as f:
         f.truncate(len(original) - 10)

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import scipy.io
 
-from tests.conftest import SHARED_DATA, requires_shared
 from facekit.geometry import flip_points
 from facekit.landmarks import FIVE, IBUG68, WFLW98, five_from_ibug68
 from facekit.pose import REFERENCE_FACE_68, estimate_pose, euler_from_matrix, face_rotation, rotation_matrix
-from facekit.synthetic import render_face
+from facekit.records.synthetic import render_face
+from tests.conftest import SHARED_DATA, requires_shared
 
 
 def test_rotation_round_trip_and_axes():

@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 import scipy.io
 
+from facekit.records.datasets import ReaderOptions, SampleError, get_format
+from facekit.records.datasets.mat3d import is_300w_test_image
+from facekit.records.datasets.pts import read_pts
 from tests.conftest import SHARED_DATA, requires_shared
-from facekit.datasets import ReaderOptions, SampleError, get_format
-from facekit.datasets.mat3d import is_300w_test_image
-from facekit.datasets.pts import read_pts
 
 
 def test_pts_with_and_without_header(tmp_path):

@@ -2,7 +2,7 @@ import cv2
 import numpy as np
 import tensorflow as tf
 
-from facekit.records import CropRecord, encode_example, parse_example
+from facekit.records.schema import CropRecord, encode_example, parse_example
 
 
 def test_encode_parse_round_trip_and_rgb_order():

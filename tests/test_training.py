@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from facekit.config import LossConfig, ScheduleConfig, load_config
-from facekit.records import load_manifest
+from facekit.records.schema import load_manifest
 from facekit.training import learning_rate
 from tests.conftest import SMALL_SENET
 from training import evaluate, train

@@ -20,13 +20,20 @@ import shlex
 import sys
 import time
 
-from facekit.convert import (BOX_SOURCES, OUTSIDE_POLICIES, RUNNERS, ConversionError, ConvertSettings, convert_dataset,
-                             repair_dataset)
-from facekit.datasets import FORMATS, ReaderOptions
 from facekit.detection.convert import DETECTION_FORMATS, DetectionSettings
-from facekit.datasets.mat3d import LANDMARK_SOURCES
-from facekit.records import MANIFEST
-from facekit.verify import repair_summary
+from facekit.records.convert import (
+    BOX_SOURCES,
+    OUTSIDE_POLICIES,
+    RUNNERS,
+    ConvertSettings,
+    convert_dataset,
+    repair_dataset,
+)
+from facekit.records.datasets import FORMATS, ReaderOptions
+from facekit.records.datasets.mat3d import LANDMARK_SOURCES
+from facekit.records.schema import MANIFEST
+from facekit.records.shards import ConversionError
+from facekit.records.verify import repair_summary
 
 SYNTHETIC_DEFAULT = os.path.join("runs", "synthetic")
 
@@ -76,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.format != "300wlp" or args.task == "detection":
             print("error: --input is required except for the synthetic 300wlp landmark default", file=sys.stderr)
             return 2
-        from facekit.synthetic import write_synthetic_300wlp
+        from facekit.records.synthetic import write_synthetic_300wlp
 
         args.input = os.path.join(SYNTHETIC_DEFAULT, "raw")
         args.output = args.output or os.path.join(SYNTHETIC_DEFAULT, "records")

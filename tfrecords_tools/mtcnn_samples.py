@@ -18,10 +18,11 @@ import os
 import sys
 import time
 
-from facekit.convert import ConversionError, convert_dataset, repair_dataset
-from facekit.mtcnn_samples import STAGE_SIZES, SampleSettings
-from facekit.records import MANIFEST
-from facekit.verify import repair_summary
+from facekit.detection.mtcnn.samples import STAGE_SIZES, SampleSettings
+from facekit.records.convert import convert_dataset, repair_dataset
+from facekit.records.schema import MANIFEST
+from facekit.records.shards import ConversionError
+from facekit.records.verify import repair_summary
 
 
 def parse_args(argv):

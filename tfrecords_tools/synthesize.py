@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from facekit.synthetic import write_synthetic_300wlp
+from facekit.records.synthetic import write_synthetic_300wlp
 
 
 def main(argv: list[str] | None = None) -> int:

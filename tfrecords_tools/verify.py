@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from facekit.verify import describe, is_verifiable, verify_folder
+from facekit.records.verify import describe, is_verifiable, verify_folder
 
 
 def parse_args(argv):

@@ -24,8 +24,8 @@ def parse_args(argv):
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from facekit.verify import require_intact
-    from facekit.evaluation import draw_predictions, evaluate_run, format_report, plot_ced, write_metrics
+    from facekit.alignment.evaluation import draw_predictions, evaluate_run, format_report, plot_ced, write_metrics
+    from facekit.records.verify import require_intact
 
     try:
         for folder in args.data:

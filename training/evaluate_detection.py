@@ -6,6 +6,7 @@
         runs/mtcnn_onet --backend tflite --gt wider_face_val_bbx_gt.txt --images WIDER_val/images \\
         --difficulty-mats wider_face_split/       # adds easy / medium / hard from wider_{easy,medium,hard}_val.mat
     python training/evaluate_detection.py --detector mtcnn-package ...   # the `mtcnn` 1.0.0 package itself
+    python training/evaluate_detection.py --detector blazeface-full --score 0.05 ...  # MediaPipe's, as a baseline
     python training/evaluate_detection.py --detector dbface --run runs/dbface_small [--backend tflite] \
         --gt ../shared/data/afw_detection/label.txt --images ../shared/data/afw_detection/images --grid worst.png
 
@@ -14,7 +15,9 @@
 letterboxes each photo to --size (640), keeps peaks scoring >= --score (0.05) and runs greedy NMS at --nms (0.4);
 --backend tflite runs RUN/export/MODEL_fp32.tflite (or --tflite FILE) on LiteRT. With five-point ground truth
 (label.txt) the five-point NME (inter-ocular) of the faces matched at IoU >= 0.5 is reported too; --grid draws the
-photos with the most misses and false positives at --grid-score (truth green, detections red).
+photos with the most misses and false positives at --grid-score (truth green, detections red). blazeface-short
+and blazeface-full run MediaPipe's models from the mediapipe==0.10.21 wheel (pip install --no-deps; a baseline, never
+shipped) at --score and --nms, with the eyes and nose of its keypoints as the five points (mouth corners unknown).
 """
 from __future__ import annotations
 
@@ -30,12 +33,13 @@ SUBSETS = ("easy", "medium", "hard")
 
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--detector", choices=["mtcnn", "mtcnn-package", "dbface"], default="mtcnn")
+    p.add_argument("--detector", choices=["mtcnn", "mtcnn-package", "dbface", "blazeface-short", "blazeface-full"],
+                   default="mtcnn")
     p.add_argument("--run", help="dbface: the training run folder")
     p.add_argument("--tflite", help="dbface with --backend tflite: the exported .tflite (default RUN/export/...)")
     p.add_argument("--size", type=int, default=640, help="dbface: letterbox side")
-    p.add_argument("--score", type=float, default=0.05, help="dbface: lowest score kept")
-    p.add_argument("--nms", type=float, default=0.4, help="dbface: greedy NMS IoU threshold")
+    p.add_argument("--score", type=float, default=0.05, help="dbface, blazeface: lowest score kept")
+    p.add_argument("--nms", type=float, default=0.4, help="dbface, blazeface: greedy NMS IoU threshold")
     p.add_argument("--grid", help="write a PNG of the worst photos here")
     p.add_argument("--grid-score", type=float, default=0.5, help="score threshold of the detections drawn")
     p.add_argument("--weights", nargs="+", default=["package"], help="'package' or the P, R and O training runs")
@@ -58,6 +62,11 @@ def make_detector(args):
 
     if args.detector == "dbface":
         return dbface_detector(args)
+    if args.detector.startswith("blazeface"):
+        from facekit.infer.blazeface import BlazeFaceDetector
+
+        blazeface = BlazeFaceDetector(args.detector, score_threshold=args.score, nms_threshold=args.nms)
+        return lambda image: blazeface.detect(image, color="rgb")
     options = dict(thresholds=args.thresholds, min_face=args.min_face)
     if args.detector == "mtcnn-package":
         from mtcnn import MTCNN as Package
@@ -74,13 +83,13 @@ def make_detector(args):
     if args.backend == "tflite":
         import tempfile
 
+        from facekit.detection.mtcnn.networks import export_mtcnn
         from facekit.infer.mtcnn import tflite_cascade
-        from facekit.mtcnn import export_mtcnn
         folder = tempfile.mkdtemp(prefix="mtcnn_tflite_")
         export_mtcnn(_networks(args.weights), folder)
         cascade = tflite_cascade(folder, **options)
     else:
-        from facekit.mtcnn import keras_cascade
+        from facekit.detection.mtcnn.networks import keras_cascade
         cascade = keras_cascade(_networks(args.weights), **options)
 
     return lambda image: cascade.detect(image, color="rgb")
@@ -98,7 +107,7 @@ def dbface_detector(args):
             print(f"note: {path} takes {detector.size}x{detector.size}; --size {args.size} is not used")
         return lambda image: detector.detect(image, color="rgb")
     import models  # noqa: F401
-    from facekit.detection.training import detect_scenes, peaks_function
+    from facekit.detection.dbface.training import detect_scenes, peaks_function
     from facekit.export import rebuild_float32
 
     network, codec, _, _ = rebuild_float32(args.run)
@@ -116,7 +125,7 @@ def _exported_model(run_dir: str) -> str:
 
 def _networks(weights):
     import models  # noqa: F401
-    from facekit.mtcnn import load_run_networks
+    from facekit.detection.mtcnn.networks import load_run_networks
     from models.mtcnn import imported_networks
 
     return imported_networks() if weights == ["package"] else load_run_networks(weights)
@@ -129,9 +138,13 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
     from tqdm import tqdm
 
-    from facekit.datasets.wider import read_wider_annotations
-    from facekit.detection_eval import average_precision, read_difficulty_mat
+    from facekit.detection.evaluation import average_precision, matched_point_nme, read_difficulty_mat
+    from facekit.records.datasets.wider import read_wider_annotations
 
+    for flag, path, is_dir in (("--gt", args.gt, False), ("--images", args.images, True)):
+        if not (os.path.isdir(path) if is_dir else os.path.isfile(path)):
+            print(f"error: {flag} {path}: no such {'folder' if is_dir else 'file'}", file=sys.stderr)
+            return 2
     try:
         images = read_wider_annotations(args.gt)[:args.limit]
         subsets = {name: read_difficulty_mat(os.path.join(args.difficulty_mats, f"wider_{name}_val.mat"))
@@ -154,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     results = {"images": len(images), "faces": int(sum((~i.invalid).sum() for i in images)),
                "detections": int(sum(len(d) for d in found)), "seconds_per_image": seconds / len(images),
                "ap": average_precision(detections, truths, [item.invalid for item in images])}
-    nme, matched = matched_five_point_nme(found, images)
+    nme, matched = matched_point_nme(found, truths, [item.landmarks_px for item in images])
     if matched:
         results.update(five_point_nme=nme, nme_faces=matched)
     for name, subset in subsets.items():
@@ -174,34 +187,13 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def matched_five_point_nme(found: list, images: list) -> tuple[float, int]:
-    """Mean five-point NME (mean point distance / inter-ocular distance of the truth) over the annotated faces
-    with five points that a detection matches at IoU >= 0.5 (the best-overlapping detection), and their count."""
-    import numpy as np
-
-    from facekit.boxes import box_iou
-
-    errors = []
-    for detections, item in zip(found, images):
-        if item.landmarks_px is None or not len(detections):
-            continue
-        overlap = box_iou(item.boxes_xyxy, detections.boxes_xyxy)
-        for face, truth in enumerate(item.landmarks_px):
-            best = int(overlap[face].argmax())
-            predicted = detections.landmarks_px[best]
-            if overlap[face, best] >= 0.5 and np.isfinite(truth).all() and np.isfinite(predicted).all():
-                errors.append(np.linalg.norm(predicted - truth, axis=1).mean() / np.linalg.norm(truth[0] - truth[1]))
-    return (float(np.mean(errors)) if errors else float("nan")), len(errors)
-
-
 def write_worst_grid(path: str, found: list, images: list, folder: str, score: float, count: int = 12) -> None:
     """The photos with the most misses + false positives at `score`: truth green, detections red with scores."""
     import cv2
     import numpy as np
 
     from facekit.boxes import box_iou
-    from facekit.detection.convert import draw_detections, letterbox_tile
-    from facekit.draw import tile
+    from facekit.draw import draw_detections, letterbox_tile, tile
 
     def errors(detections, item):
         keep = detections.scores >= score

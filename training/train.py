@@ -20,6 +20,9 @@ import sys
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
 SYNTHETIC_EPOCHS = 20  # the built-in demo: a few minutes on 2 cores
+# The demo is 20 epochs of about 11 steps: a config's warm-up (SENet: 300 steps) would outlast it, so the demo warms
+# up over its first two epochs and learning shows from the start.
+SYNTHETIC_WARMUP_STEPS = 20
 
 
 def parse_args(argv):
@@ -44,10 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import models  # noqa: F401  (fills the registry)
     from facekit import distribute
+    from facekit.alignment.data import synthetic_default
     from facekit.config import load_config
-    from facekit.data import synthetic_default
+    from facekit.records.verify import naming_damaged_shards, require_intact
     from facekit.registry import get_spec
-    from facekit.verify import naming_damaged_shards, require_intact
 
     try:
         strategy = distribute.make_strategy(args.strategy)  # first: multi-worker collectives need it before any op
@@ -66,10 +69,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.data is None or args.val_data is None:
             train_dir, val_dir = synthetic_default()
             args.data, args.val_data = args.data or [train_dir], args.val_data or [val_dir]
-            if args.epochs is None and not any(s.startswith("train.epochs=") for s in args.set):
-                overrides.append(f"train.epochs={SYNTHETIC_EPOCHS}")
-                config = load_config(args.config or os.path.join(CONFIG_DIR, spec.config), overrides, spec.name)
-                print(f"no --data: training on the synthetic default ({train_dir}) for {SYNTHETIC_EPOCHS} epochs")
+            demo = [f"train.epochs={SYNTHETIC_EPOCHS}", f"schedule.warmup_steps={SYNTHETIC_WARMUP_STEPS}"]
+            config = load_config(args.config or os.path.join(CONFIG_DIR, spec.config), demo + overrides,
+                                 model=spec.name)  # the command line's own settings come last and win
+            print(f"no --data: training on the synthetic default ({train_dir}) for {config.train.epochs} epochs")
         for folder in args.data + args.val_data:
             require_intact(folder)  # before any work: a damaged shard would otherwise fail mid-epoch
         run_dir = args.out or os.path.join("runs", spec.name)
@@ -92,18 +95,18 @@ def main(argv: list[str] | None = None) -> int:
 def train_and_report(spec, config, train_dirs, val_dirs, run_dir) -> int:
     """Train by the model's codec (detector, MTCNN stage or landmark model) and print the outcome."""
     if spec.codec == "centernet":
-        from facekit.detection.training import train_detector
+        from facekit.detection.dbface.training import train_detector
         metrics = train_detector(spec, config, train_dirs, val_dirs, run_dir)
         print(f"best validation AP {metrics['best_val_ap']:.4f} at epoch {metrics['best_epoch']}; "
               f"{metrics['train_seconds']:.0f} s; model in {run_dir}/best.keras")
     elif spec.codec == "mtcnn":
-        from facekit.mtcnn_training import train_mtcnn_stage
+        from facekit.detection.mtcnn.training import train_mtcnn_stage
         metrics = train_mtcnn_stage(spec, config, train_dirs, val_dirs, run_dir)
         print(f"best validation loss {metrics['best_val_loss']:.4f} at epoch {metrics['best_epoch']} (face "
               f"accuracy {metrics['best'].get('val_face_accuracy', float('nan')):.4f}); "
               f"{metrics['train_seconds']:.0f} s; model in {run_dir}/best.keras")
     else:
-        from facekit.training import train
+        from facekit.alignment.training import train
         metrics = train(spec, config, train_dirs, val_dirs, run_dir)
         print(f"best validation NME {100 * metrics['best_val_nme']:.2f}% ({metrics['normalize']}) at epoch "
               f"{metrics['best_epoch']}; {metrics['train_seconds']:.0f} s; model in {run_dir}/best.keras")

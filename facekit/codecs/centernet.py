@@ -76,7 +76,8 @@ class CenterNetCodec:
     def encode(self, boxes_xyxy, landmarks_px, height: int, width: int) -> dict:
         """boxes (M, 4) input pixels (rows with zero area are padding), landmarks (M, 5, 2) (NaN: absent) for an
         input of height x width -> dict of (h, w, C) float32 maps: heatmap, pos_weight, keep (1), box (4, grid
-        units xyxy), box_weight (1, 1 / cells of the owning face), landmarks (10: x1..x5, y1..y5), landmark_mask (1); num_faces () counted."""
+        units xyxy), box_weight (1, 1 / cells of the owning face), landmarks (10: x1..x5, y1..y5), landmark_mask (1);
+        num_faces () counted."""
         s = float(self.stride)
         h, w = height // self.stride, width // self.stride
         boxes = tf.reshape(tf.cast(boxes_xyxy, tf.float32), [-1, 4])
@@ -134,12 +135,15 @@ class CenterNetCodec:
         return tf.concat([anchor - box[..., :2], anchor + box[..., 2:]], axis=-1)
 
     def decode(self, outputs: dict, top_k: int | None = None) -> dict:
-        """Model outputs -> the top_k peaks per image: scores (N, K), boxes_xyxy (N, K, 4) and landmarks_px
-        (N, K, 5, 2) in input pixels. Fixed-size, TF ops only (part of the exported graph)."""
+        """Model outputs -> the top_k peaks per image (fewer when a fixed-size map has fewer cells): scores (N, K),
+        boxes_xyxy (N, K, 4) and landmarks_px (N, K, 5, 2) in input pixels. Fixed-size, TF ops only (part of the
+        exported graph)."""
         k = top_k or self.top_k
         heatmap = outputs["heatmap"]
         peaks = tf.where(tf.equal(heatmap, tf.nn.max_pool2d(heatmap, 3, 1, "SAME")), heatmap, 0.0)
         n, h, w = tf.shape(heatmap)[0], tf.shape(heatmap)[1], tf.shape(heatmap)[2]
+        cells = heatmap.shape[1] * heatmap.shape[2] if None not in heatmap.shape[1:3] else None
+        k = min(k, cells) if cells else k  # a small static canvas has fewer cells than top_k
         scores, index = tf.math.top_k(tf.reshape(peaks, [n, h * w]), k=k)
         rows, cols = tf.cast(index // w, tf.float32), tf.cast(index % w, tf.float32)
         ltrb = tf.gather(tf.reshape(outputs["box"], [n, h * w, 4]), index, batch_dims=1)

@@ -3,7 +3,7 @@
 Formats: `widerface` (official wider_face_*_bbx_gt.txt), `retinaface` (label.txt with five points), `images`
 (a folder of face-free images: negatives), and every landmark format (ibug68, mtfl, wflw, 300wlp, aflw2000):
 one face per sample, its box from the landmarks by the scheme's rule (facekit.landmarks.face_box_xyxy) and its
-five points by the scheme's mapping. Driven by facekit.convert.convert_dataset (shards, manifest, resume).
+five points by the scheme's mapping. Driven by facekit.records.convert.convert_dataset (shards, manifest, resume).
 """
 from __future__ import annotations
 
@@ -13,13 +13,13 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from facekit import records
-from facekit.convert import read_image, reason_counts
-from facekit.datasets import FORMATS, ReaderOptions, SampleError, get_format
-from facekit.datasets.base import IMAGE_EXTENSIONS
-from facekit.datasets.wider import read_wider_annotations
-from facekit.draw import draw_points, tile
+from facekit.draw import draw_detections, letterbox_tile, tile
 from facekit.landmarks import face_box_xyxy, five_points
+from facekit.records import schema
+from facekit.records.convert import read_image, reason_counts
+from facekit.records.datasets import FORMATS, ReaderOptions, SampleError, get_format
+from facekit.records.datasets.base import IMAGE_EXTENSIONS
+from facekit.records.datasets.wider import read_wider_annotations
 
 ANNOTATED_FORMATS = ("widerface", "retinaface")
 DETECTION_FORMATS = ANNOTATED_FORMATS + ("images",) + tuple(sorted(FORMATS))
@@ -63,10 +63,10 @@ class DetectionSettings:
             return sorted(paths)
         return get_format(self.format).list_items(input_dir, ReaderOptions(annotations=self.annotations))
 
-    def prepare(self, input_dir: str, item) -> records.DetectionRecord:
+    def prepare(self, input_dir: str, item) -> schema.DetectionRecord:
         return prepare_detection_record(input_dir, item, self)
 
-    encode = staticmethod(records.encode_detection_example)
+    encode = staticmethod(schema.encode_detection_example)
 
     def write_preview(self, path: str, converted: list) -> None:
         write_detection_preview(path, [record for record, _ in converted])
@@ -101,12 +101,12 @@ def _faces(input_dir: str, item, settings: DetectionSettings):
     points = sample.points_px
     if points.shape != (fmt.scheme.num_points, 2) or not np.isfinite(points).all():
         raise SampleError(f"{sample.image_path}: landmarks are missing, not finite or not {fmt.scheme.num_points}")
-    flags = np.full((1, records.NUM_FACE_FLAGS), -1)
+    flags = np.full((1, schema.NUM_FACE_FLAGS), -1)
     return (sample.image_path, face_box_xyxy(points, fmt.scheme)[None], five_points(points, fmt.scheme)[None],
             flags, sample.source_id)
 
 
-def prepare_detection_record(input_dir: str, item, settings: DetectionSettings) -> records.DetectionRecord:
+def prepare_detection_record(input_dir: str, item, settings: DetectionSettings) -> schema.DetectionRecord:
     """One image and its faces -> a validated DetectionRecord. Faces that cannot be used (not finite, zero area,
     outside the image, under min_face_area after clipping to the image) are left out and listed in `dropped`."""
     image_path, boxes, landmarks, flags, source_id = _faces(input_dir, item, settings)
@@ -135,7 +135,7 @@ def prepare_detection_record(input_dir: str, item, settings: DetectionSettings) 
     boxes = np.clip(boxes[keep], 0, [width, height, width, height]).reshape(-1, 4)
     landmarks = landmarks[keep].reshape(-1, 5, 2)
     landmarks[~np.isfinite(landmarks).all(axis=(1, 2))] = np.nan  # a face has all five points or none
-    return records.DetectionRecord(source_id=source_id, image_bytes=data, source_hw=(height, width),
+    return schema.DetectionRecord(source_id=source_id, image_bytes=data, source_hw=(height, width),
                                    boxes_xyxy=boxes, landmarks_px=landmarks, flags=flags[keep].reshape(-1, 6),
                                    dropped=dropped)
 
@@ -156,29 +156,7 @@ def _face_problem(box: np.ndarray, width: int, height: int, min_area: float) -> 
     return None
 
 
-def draw_detections(image_bgr: np.ndarray, boxes_xyxy: np.ndarray, landmarks_px: np.ndarray | None = None,
-                    color=(0, 255, 0), thickness: int = 1) -> np.ndarray:
-    """Copy of an image with boxes (F, 4) and five points (F, 5, 2) (NaN rows skipped) drawn."""
-    out = image_bgr.copy()
-    for k, box in enumerate(np.asarray(boxes_xyxy, np.float64)):
-        x0, y0, x1, y1 = (int(round(v)) for v in box)
-        cv2.rectangle(out, (x0, y0), (x1, y1), color, thickness, cv2.LINE_AA)
-        if landmarks_px is not None and np.isfinite(landmarks_px[k]).all():
-            out = draw_points(out, landmarks_px[k], (0, 0, 255), radius=max(1, thickness))
-    return out
-
-
-def letterbox_tile(image: np.ndarray, size: int) -> np.ndarray:
-    """Fit an image into a size x size black square (top-left aligned) for preview grids."""
-    scale = size / max(image.shape[:2])
-    resized = cv2.resize(image, (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale))),
-                         interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-    out = np.zeros((size, size, 3), np.uint8)
-    out[:resized.shape[0], :resized.shape[1]] = resized
-    return out
-
-
-def write_detection_preview(path: str, converted: list[records.DetectionRecord], count: int = 16,
+def write_detection_preview(path: str, converted: list[schema.DetectionRecord], count: int = 16,
                             size: int = 256) -> None:
     """A grid of the first converted images with their boxes and points drawn."""
     tiles = []

@@ -20,10 +20,10 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from facekit import records
 from facekit.config import AugmentConfig, DataConfig
 from facekit.landmarks import FIVE
-from facekit.verify import naming_damaged_shards
+from facekit.records import schema
+from facekit.records.verify import naming_damaged_shards
 
 AUTOTUNE = tf.data.AUTOTUNE
 MIN_VISIBLE = 0.1  # a face less visible than this inside its region is dropped
@@ -31,18 +31,18 @@ MAX_UPSCALE = 2.0  # a face is never enlarged more than this: tiny faces blown u
 
 
 def detection_files(record_dir: str) -> list[str]:
-    records.load_manifest(record_dir, task="detection")
-    return records.record_files(record_dir)
+    schema.load_manifest(record_dir, task="detection")
+    return schema.record_files(record_dir)
 
 
 def count_images(record_dirs: list[str]) -> int:
-    return sum(records.load_manifest(d, task="detection")["num_records"] for d in record_dirs)
+    return sum(schema.load_manifest(d, task="detection")["num_records"] for d in record_dirs)
 
 
 def read_scenes(record_dir: str, decode: bool = True):
     """Dataset of parsed detection records of one folder, in file order."""
     return tf.data.TFRecordDataset(detection_files(record_dir)).map(
-        lambda s: records.parse_detection_example(s, decode_image=decode), num_parallel_calls=AUTOTUNE,
+        lambda s: schema.parse_detection_example(s, decode_image=decode), num_parallel_calls=AUTOTUNE,
         deterministic=True)
 
 
@@ -61,7 +61,7 @@ def mixed_scenes(record_dirs: list[str], data: DataConfig, seed: int):
         raise ValueError(f"data.folder_weights has {len(weights)} values for {len(record_dirs)} folders")
     streams = []
     for index, folder in enumerate(record_dirs):
-        count = records.load_manifest(folder, task="detection")["num_records"]
+        count = schema.load_manifest(folder, task="detection")["num_records"]
         ds = read_scenes(folder, decode=False).map(_decoded, num_parallel_calls=AUTOTUNE, deterministic=True)
         if data.cache:  # decoded once: JPEG decoding was a fifth of the pipeline's CPU
             ds = ds.cache()
@@ -240,7 +240,7 @@ def write_mosaic_photos(record_dirs: list[str], root: str, count: int, size: int
     into photos whose face sizes resemble a real test set (AFW at 640: 32-214 px). Returns the number of faces."""
     import cv2
 
-    from facekit.datasets.wider import retinaface_label_line
+    from facekit.records.datasets.wider import retinaface_label_line
 
     scenes = evaluation_scenes(record_dirs)
     order = np.random.default_rng(seed).permutation(len(scenes))

@@ -17,7 +17,7 @@ x1 - 1 + side * fraction. Boxes come out as xyxy image pixels in that convention
 from __future__ import annotations
 
 import os
-from typing import Callable
+from collections.abc import Callable
 
 import cv2
 import numpy as np

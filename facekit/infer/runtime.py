@@ -13,9 +13,9 @@ import cv2
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
+from facekit.files import read_json
 from facekit.geometry import crop_and_resize, crop_norm_to_points, landmark_box_xyxy, square_crop_box
 from facekit.landmarks import get_scheme
-from facekit.files import read_json
 
 
 class TFLiteModel:

@@ -11,8 +11,8 @@ import os
 import numpy as np
 import scipy.io
 
-from facekit.datasets.base import ReaderOptions, Sample, SampleError, find_image
 from facekit.geometry import pixel_centres_to_continuous
+from facekit.records.datasets.base import ReaderOptions, Sample, SampleError, find_image
 
 LANDMARK_SOURCES = ("pt2d", "pts_2d", "pts_3d")
 _TEST_FOLDERS = {"IBUG", "IBUG_Flip"}  # 300W's challenging test set

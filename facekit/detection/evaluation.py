@@ -83,3 +83,22 @@ def read_difficulty_mat(path: str) -> dict[str, np.ndarray]:
         for name, indices in zip(event_files[:, 0], event_kept[:, 0]):
             subset[str(np.asarray(name).ravel()[0])] = np.asarray(indices, np.int64).ravel() - 1
     return subset
+
+
+def matched_point_nme(found: list, truth_boxes: list[np.ndarray], truth_points: list) -> tuple[float, int]:
+    """Mean five-point NME (mean point distance / inter-ocular distance of the truth) over the annotated faces
+    that a detection matches at IoU >= 0.5 (the best-overlapping one), and their count. found: Detections per
+    image; truth_boxes (F, 4) and truth_points (F, 5, 2) or None per image. Only the points a detector gives
+    count (BlazeFace: eyes and nose); faces whose truth is incomplete are left out."""
+    errors = []
+    for detections, boxes, points in zip(found, truth_boxes, truth_points):
+        if points is None or not len(detections) or not len(boxes):
+            continue
+        overlap = box_iou(boxes, detections.boxes_xyxy)
+        for face, truth in enumerate(points):
+            best = int(overlap[face].argmax())
+            given = np.isfinite(detections.landmarks_px[best]).all(axis=1)
+            if overlap[face, best] >= 0.5 and np.isfinite(truth).all() and given.any():
+                distance = np.linalg.norm(detections.landmarks_px[best][given] - truth[given], axis=1).mean()
+                errors.append(distance / np.linalg.norm(truth[0] - truth[1]))
+    return (float(np.mean(errors)) if errors else float("nan")), len(errors)

@@ -24,7 +24,7 @@ MTCNN training samples (`python -m tfrecords_tools.mtcnn_samples`, one record = 
 "mtcnn_samples"):
   image/raw          bytes     the window resized to S x S (12, 24 or 48) as RGB uint8, row-major (S*S*3 bytes)
   sample/source      bytes     record folder name / source id of the image it was cut from
-  sample/kind        int64     0 negative, 1 positive, 2 part, 3 landmark (facekit.mtcnn_samples.SampleKind)
+  sample/kind        int64     0 negative, 1 positive, 2 part, 3 landmark (SampleKind below)
   sample/box         float[4]  box offsets to its face in the cascade's convention (facekit.infer.mtcnn.
                                training_targets); zero for negatives
   sample/landmarks   float[10] x1..x5, y1..y5 as fractions of the window (same convention); zero unless landmark
@@ -34,19 +34,19 @@ records) start without it.
 """
 from __future__ import annotations
 
-import glob
 import os
 from dataclasses import dataclass
+from enum import IntEnum
 
 import numpy as np
 
-from facekit.files import read_json
+# the folder layout, read together with the schema: records.schema.load_manifest(...) etc.
+from facekit.records.manifest import MANIFEST, SCHEMA_VERSION, load_manifest, shard_name, stray_shards  # noqa: F401
+from facekit.records.verify import require_intact
 
-SCHEMA_VERSION = 1
 NUM_ATTRIBUTES = 6
 NUM_FACE_FLAGS = 6
 FACE_FLAGS = ("blur", "expression", "illumination", "invalid", "occlusion", "pose")
-MANIFEST = "manifest.json"
 
 
 @dataclass
@@ -126,6 +126,16 @@ def encode_example(record: CropRecord) -> bytes:
         "pose/estimated": _ints([int(record.pose_estimated)]),
         "attributes/flags": _ints(record.attributes),
     })
+
+
+class SampleKind(IntEnum):
+    """Stored in each record; decides which losses a sample feeds (face: negative/positive, box: positive/part,
+    landmarks: landmark)."""
+
+    NEGATIVE = 0
+    POSITIVE = 1
+    PART = 2
+    LANDMARK = 3
 
 
 @dataclass
@@ -244,34 +254,9 @@ def parse_example(serialized, num_points: int, decode_image: bool = True) -> dic
     return out
 
 
-def shard_name(name: str, index: int, count: int) -> str:
-    return f"{name}-{index:05d}-of-{count:05d}.tfrecord"
-
-
-def load_manifest(record_dir: str, task: str | None = None) -> dict:
-    """The manifest of a converted folder; ValueError if it is missing, of another schema version, or (with
-    `task`) holds another kind of record ("landmarks": face crops, "detection": whole images)."""
-    path = os.path.join(record_dir, MANIFEST)
-    if not os.path.isfile(path):
-        raise ValueError(f"{path}: no manifest; is {record_dir} a converted record folder?")
-    manifest = read_json(path)
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("shards", []), list):
-        raise ValueError(f"{path}: not a manifest (no shard list); the file is damaged: convert the folder again")
-    if manifest.get("schema_version") != SCHEMA_VERSION:
-        raise ValueError(f"{path}: schema_version {manifest.get('schema_version')}, this code reads "
-                         f"{SCHEMA_VERSION}; convert the data again")
-    found = manifest.get("task", "landmarks")
-    if task is not None and found != task:
-        raise ValueError(f"{record_dir} holds {found} records, but {task} records are needed here "
-                         f"(python -m tfrecords_tools.convert --task {task} ...)")
-    return manifest
-
-
 def record_files(record_dir: str) -> list[str]:
     """The shard files listed in the folder's manifest, in order, after the fast integrity check (once per
-    process): facekit.verify.DamagedRecordsError names any missing, cut or altered shard and the fix."""
-    from facekit.verify import require_intact
-
+    process): facekit.records.verify.DamagedRecordsError names any missing, cut or altered shard and the fix."""
     require_intact(record_dir)
     return [os.path.join(record_dir, s["file"]) for s in load_manifest(record_dir)["shards"]]
 
@@ -285,7 +270,3 @@ def read_records(record_dir: str, decode_image: bool = True) -> list[dict]:
     ds = ds.map(lambda s: parse_example(s, num_points, decode_image))
     return list(ds.as_numpy_iterator())
 
-
-def stray_shards(record_dir: str) -> list[str]:
-    """Shard or temporary files in the folder (used to refuse mixing two conversions in one folder)."""
-    return sorted(glob.glob(os.path.join(record_dir, "*.tfrecord*")))

@@ -8,7 +8,7 @@ Landmark samples are windows with IoU >= 0.65 around faces with all five points 
 inverse of the cascade's decoding (facekit.infer.mtcnn.training_targets), so trained networks run in it as they
 are. Training mixes the kinds 3:1:1:2 (negative:positive:part:landmark), as in the MTCNN paper.
 
-`SampleSettings` is a job for facekit.convert.convert_dataset (atomic resumable shards, workers, manifest): one
+`SampleSettings` is a job for facekit.records.convert.convert_dataset (atomic resumable shards, workers, manifest): one
 item is one image of the detection records; every random choice is seeded by the settings' seed and the item's
 name, so the output is byte-identical for any worker count.
 """
@@ -18,17 +18,17 @@ import os
 import zlib
 from collections import Counter
 from dataclasses import dataclass
-from enum import IntEnum
 
 import cv2
 import numpy as np
 
-from facekit import records
 from facekit.boxes import box_iou
-from facekit.datasets import SampleError
 from facekit.draw import draw_points, tile
 from facekit.infer.mtcnn import CROP_SIZES, PNET_WINDOW, crop_region, crop_windows, normalize, training_targets
 from facekit.landmarks import FIVE
+from facekit.records import schema
+from facekit.records.datasets import SampleError
+from facekit.records.schema import SampleKind
 
 POSITIVE_IOU, PART_IOU, NEGATIVE_IOU = 0.65, 0.4, 0.3
 MIX = {"negative": 3, "positive": 1, "part": 1, "landmark": 2}
@@ -36,14 +36,6 @@ STAGE_SIZES = {"pnet": PNET_WINDOW, **CROP_SIZES}
 MINING_THRESHOLDS = (0.3, 0.1, 0.7)  # face scores a proposal needs at P-Net and R-Net when mining, as the reference
 
 
-class SampleKind(IntEnum):
-    """Stored in each record; decides which losses a sample feeds (face: negative/positive, box: positive/part,
-    landmarks: landmark)."""
-
-    NEGATIVE = 0
-    POSITIVE = 1
-    PART = 2
-    LANDMARK = 3
 
 
 KIND_NAMES = tuple(kind.name.lower() for kind in SampleKind)
@@ -108,12 +100,12 @@ class SampleSettings:
     def list_items(self, input_dir: None) -> list:
         return list_images(self.data_dirs)
 
-    def prepare(self, input_dir: None, item) -> list[records.MtcnnSample]:
+    def prepare(self, input_dir: None, item) -> list[schema.MtcnnSample]:
         return image_samples(item, self)
 
     @staticmethod
-    def encode(samples: list[records.MtcnnSample]) -> list[bytes]:
-        return [records.encode_mtcnn_sample(sample) for sample in samples]
+    def encode(samples: list[schema.MtcnnSample]) -> list[bytes]:
+        return [schema.encode_mtcnn_sample(sample) for sample in samples]
 
     def write_preview(self, path: str, converted: list) -> None:
         write_sample_preview(path, [s for samples, _ in converted for s in samples], self.stage)
@@ -221,9 +213,8 @@ def mining_cascade(previous: tuple[str, ...]):
     """The previous trained stages as a cascade (loaded once per process), with the reference's low mining
     thresholds so that near misses become hard examples."""
     if previous not in _CASCADES:
-        import models  # noqa: F401  (fills the registry)
+        from facekit.detection.mtcnn.networks import keras_network, load_run_networks
         from facekit.infer.mtcnn import MTCNN
-        from facekit.mtcnn import keras_network, load_run_networks
 
         networks = [keras_network(n) for n in load_run_networks(list(previous), count=len(previous)).values()]
         _CASCADES[previous] = MTCNN(*networks, *[None] * (3 - len(networks)), thresholds=MINING_THRESHOLDS)
@@ -241,7 +232,7 @@ def mined_boxes(previous: tuple[str, ...], image_rgb: np.ndarray) -> np.ndarray:
     return np.round(boxes[(boxes[:, 2] - boxes[:, 0]) >= PNET_WINDOW - 1])
 
 
-def image_samples(item, settings: SampleSettings) -> list[records.MtcnnSample]:
+def image_samples(item, settings: SampleSettings) -> list[schema.MtcnnSample]:
     """One image of the detection records -> its training windows (every kind), seeded by the item's name."""
     name, encoded, boxes, landmarks, invalid = item
     rng = np.random.default_rng([settings.seed, zlib.crc32(name.encode("utf-8"))])
@@ -299,11 +290,12 @@ def image_samples(item, settings: SampleSettings) -> list[records.MtcnnSample]:
         crops_k = crops_k[good]
         box_k, marks_k = training_targets(settings.stage, crops_k, np.repeat(faces[k:k + 1], len(crops_k), 0),
                                           np.repeat(points[k:k + 1], len(crops_k), 0))
-        crops, kinds = np.concatenate([crops, crops_k]), np.concatenate([kinds, np.full(len(crops_k), int(SampleKind.LANDMARK))])
+        crops = np.concatenate([crops, crops_k])
+        kinds = np.concatenate([kinds, np.full(len(crops_k), int(SampleKind.LANDMARK))])
         box_targets, mark_targets = np.concatenate([box_targets, box_k]), np.concatenate([mark_targets, marks_k])
 
     windows = crop_samples(settings.stage, image, crops)
-    return [records.MtcnnSample(name, int(kind), window, box.astype(np.float32), marks.astype(np.float32))
+    return [schema.MtcnnSample(name, int(kind), window, box.astype(np.float32), marks.astype(np.float32))
             for kind, window, box, marks in zip(kinds, windows, box_targets, mark_targets)]
 
 
@@ -319,7 +311,7 @@ def face_in_window(stage: str, box: np.ndarray, landmarks: np.ndarray) -> tuple[
     return box * size + np.array([0, 0, size - 1, size - 1]), marks * size - 1
 
 
-def write_sample_preview(path: str, samples: list[records.MtcnnSample], stage: str, per_kind: int = 8,
+def write_sample_preview(path: str, samples: list[schema.MtcnnSample], stage: str, per_kind: int = 8,
                          scale: int = 0) -> None:
     """A grid with one row per kind (negative, positive, part, landmark): the first windows of each, enlarged,
     with the face box their targets decode to (green) and landmark points (red)."""

@@ -9,6 +9,7 @@ copies in SUBSET_Flip/, and landmarks/SUBSET/NAME_pts.mat with `pts_2d` and `pts
 """
 from __future__ import annotations
 
+import functools
 import os
 
 import cv2
@@ -62,6 +63,11 @@ def _background(rng: np.random.Generator, size: int) -> np.ndarray:
     return img
 
 
+def project_face(x3d: np.ndarray, rotation: np.ndarray, scale: float, centre: np.ndarray) -> np.ndarray:
+    """Reference-face points (N, 3) -> image points (N, 2): rotated about the face centre, weak perspective."""
+    return (x3d - [0, 45, 0]) @ rotation.T[:, :2] * scale + centre
+
+
 def render_face(rng: np.random.Generator, size: int = 450) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """Draw one random face. Returns (BGR image (size, size, 3), points_px (68, 2) continuous, pose_rad (3,),
     projection scale in pixels per reference unit)."""
@@ -70,11 +76,7 @@ def render_face(rng: np.random.Generator, size: int = 450) -> tuple[np.ndarray, 
         pose = np.radians([rng.uniform(-25, 25), rng.uniform(-60, 60), rng.uniform(-25, 25)])
         scale = rng.uniform(0.8, 1.5) * size / 450
         centre = size / 2 + rng.uniform(-50, 50, 2) * size / 450
-        rot = face_rotation(pose)
-
-        def project(x3d):
-            return (x3d - [0, 45, 0]) @ rot.T[:, :2] * scale + centre
-
+        project = functools.partial(project_face, rotation=face_rotation(pose), scale=scale, centre=centre)
         points = project(face)
         if points.min() > 2 and points.max() < size - 2:
             break
@@ -179,8 +181,8 @@ def write_synthetic_scenes(root: str, count: int, seed: int = 0, size_hw: tuple[
     (`# NAME.jpg`, then per face `x y w h` and five `x y 0.0` triples and `1.0`). Each face is a drawn face (as
     above) pasted at a random size without overlap; its box follows facekit.landmarks.face_box_xyxy and its five
     points facekit.landmarks.five_from_ibug68. Returns the number of faces."""
-    from facekit.datasets.wider import retinaface_label_line
     from facekit.landmarks import face_box_xyxy, five_from_ibug68
+    from facekit.records.datasets.wider import retinaface_label_line
 
     rng = np.random.default_rng(seed)
     os.makedirs(os.path.join(root, "images"), exist_ok=True)

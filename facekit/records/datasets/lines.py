@@ -11,8 +11,8 @@ from collections import Counter
 
 import numpy as np
 
-from facekit.datasets.base import ReaderOptions, Sample, SampleError, annotation_path, parse_numbers
 from facekit.geometry import pixel_centres_to_continuous
+from facekit.records.datasets.base import ReaderOptions, Sample, SampleError, annotation_path, parse_numbers
 
 LineItem = tuple[str, str, str]  # (source_id, "FILE:LINE" for messages, the line's text)
 

@@ -4,12 +4,12 @@ Listing runs once in the main process; loading (parsing annotation files) runs i
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
-from facekit.datasets.base import ReaderOptions, Sample, SampleError
-from facekit.datasets import lines, mat3d, pts
 from facekit.landmarks import FIVE, IBUG68, WFLW98, LandmarkScheme
+from facekit.records.datasets import lines, mat3d, pts
+from facekit.records.datasets.base import ReaderOptions, Sample, SampleError
 
 
 @dataclass(frozen=True)

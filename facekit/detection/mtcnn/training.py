@@ -2,9 +2,10 @@
 
 Data: sample folders from `python -m tfrecords_tools.mtcnn_samples`. Every training batch mixes the kinds
 3:1:1:2 (negative:positive:part:landmark; kinds a folder lacks are left out of the mix), with colour jitter;
-mirroring happened when the samples were cut. Loss: facekit.mtcnn.mtcnn_loss with the stage's weights (OHEM on
-the face loss, keeping the hardest 70%). Same run folder as the other models: config.yaml, best.keras (+ best.json,
-chosen by validation loss), metrics.json, log.csv, augmented_batch.jpg, tensorboard/, backup/ (rerunning resumes).
+mirroring happened when the samples were cut. Loss: facekit.detection.mtcnn.loss.mtcnn_loss with the stage's
+weights (OHEM on the face loss, keeping the hardest 70%). Same run folder as the other models: config.yaml,
+best.keras (+ best.json, chosen by validation loss), metrics.json, log.csv, augmented_batch.jpg, tensorboard/,
+backup/ (rerunning resumes).
 """
 from __future__ import annotations
 
@@ -14,15 +15,23 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from facekit import records
-from facekit.files import read_json, write_json
 from facekit.config import AugmentConfig, Config
-from facekit.mtcnn import LOSS_WEIGHTS, mtcnn_loss
-from facekit.mtcnn_samples import KIND_NAMES, MIX, STAGE_SIZES, SampleKind, write_sample_preview
+from facekit.detection.mtcnn.loss import LOSS_WEIGHTS, mtcnn_loss
+from facekit.detection.mtcnn.samples import KIND_NAMES, MIX, STAGE_SIZES, write_sample_preview
+from facekit.files import read_json, write_json
+from facekit.records import schema
+from facekit.records.schema import SampleKind
+from facekit.records.verify import naming_damaged_shards
 from facekit.registry import ModelSpec
-from facekit.training import (BEST_MODEL, NetworkTrainer, finished_metrics, fit_run, learning_rate, make_optimizer,
-                              prepare_run)
-from facekit.verify import naming_damaged_shards
+from facekit.training import (
+    BEST_MODEL,
+    NetworkTrainer,
+    finished_metrics,
+    fit_run,
+    learning_rate,
+    make_optimizer,
+    prepare_run,
+)
 
 AUTOTUNE = tf.data.AUTOTUNE
 LOSS_PARTS = ("face", "box", "landmarks")
@@ -30,7 +39,7 @@ LOSS_PARTS = ("face", "box", "landmarks")
 
 def sample_manifest(record_dir: str, stage: str) -> dict:
     """The manifest of an MTCNN sample folder, checked to hold windows of this stage's size."""
-    manifest = records.load_manifest(record_dir, task="mtcnn_samples")
+    manifest = schema.load_manifest(record_dir, task="mtcnn_samples")
     if manifest["stage"] != stage:
         raise ValueError(f"{record_dir} holds {manifest['stage']} samples ({manifest['image_size']} px); this "
                          f"model trains on {stage} samples (--stage {stage})")
@@ -47,7 +56,7 @@ def kind_counts(record_dirs: list[str], stage: str) -> dict[str, int]:
 
 def _parsed(files: list[str], size: int, deterministic: bool = True):
     ds = tf.data.TFRecordDataset(files).batch(512)
-    ds = ds.map(lambda s: records.parse_mtcnn_samples(s, size), num_parallel_calls=AUTOTUNE,
+    ds = ds.map(lambda s: schema.parse_mtcnn_samples(s, size), num_parallel_calls=AUTOTUNE,
                 deterministic=deterministic)
     return ds.unbatch().map(lambda x: {k: x[k] for k in ("image", "kind", "box", "landmarks")})
 
@@ -55,7 +64,7 @@ def _parsed(files: list[str], size: int, deterministic: bool = True):
 def mixed_samples(record_dirs: list[str], stage: str, shuffle_buffer: int, seed: int, cache: bool = True):
     """Infinite samples, each kind from its own shuffled, repeated stream, drawn 3:1:1:2. With cache, each
     stream keeps its parsed windows in memory after the first pass (the records are read once, not every epoch)."""
-    files = [f for d in record_dirs for f in records.record_files(d)]
+    files = [f for d in record_dirs for f in schema.record_files(d)]
     counts, size = kind_counts(record_dirs, stage), STAGE_SIZES[stage]
     present = [kind for kind in SampleKind if counts[KIND_NAMES[kind]] > 0]
     if SampleKind.NEGATIVE not in present or SampleKind.POSITIVE not in present:
@@ -115,7 +124,7 @@ def validation_samples(record_dirs: list[str], stage: str) -> dict:
     (N, 10)."""
     for d in record_dirs:
         sample_manifest(d, stage)
-    files = [f for d in record_dirs for f in records.record_files(d)]
+    files = [f for d in record_dirs for f in schema.record_files(d)]
     with naming_damaged_shards(record_dirs):
         batches = list(_parsed(files, STAGE_SIZES[stage]).batch(4096).as_numpy_iterator())
     return {key: np.concatenate([b[key] for b in batches]) for key in batches[0]}
@@ -193,7 +202,7 @@ def save_augmented_preview(dataset, stage: str, path: str) -> None:
     """The first training batch as the network sees it (after jitter), grouped by kind with the decoded face."""
     images, targets = next(iter(dataset))
     pixels = np.uint8(np.clip(images.numpy() * 128 + 127.5, 0, 255))
-    samples = [records.MtcnnSample("", int(k), image, box, marks) for k, image, box, marks in
+    samples = [schema.MtcnnSample("", int(k), image, box, marks) for k, image, box, marks in
                zip(targets["kind"].numpy(), pixels, targets["box"].numpy(), targets["landmarks"].numpy())]
     write_sample_preview(path, samples, stage)
 

@@ -1,5 +1,5 @@
 """Conversion on Apache Beam (python -m tfrecords_tools.convert ... --runner beam [--beam-args "..."]): the
-per-sample work and the shard writing of facekit.convert as a Beam pipeline.
+per-sample work and the shard writing of facekit.records.shards as a Beam pipeline.
 
 items -> convert each (the same settings.prepare and encode as the local converter) -> group by shard -> write
 each shard (the same write_shard_and_preview, so the same bytes) -> the shards' manifest entries. The main process
@@ -16,8 +16,8 @@ import os
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from facekit import convert
 from facekit.files import read_json, write_json
+from facekit.records import shards
 
 SHARD_ENTRIES = "beam-shards.json"  # the pipeline's result, read back by the main process and then removed
 
@@ -49,11 +49,11 @@ class ConvertItem(beam.DoFn):
         self.input_dir, self.settings = input_dir, settings
 
     def setup(self):
-        convert.init_worker(self.input_dir, self.settings)
+        shards.init_worker(self.input_dir, self.settings)
 
     def process(self, task):
         k, i, item = task
-        yield k, (i, convert.item_name(item), convert.convert_item(item))
+        yield k, (i, shards.item_name(item), shards.convert_item(item))
 
 
 class WriteShard(beam.DoFn):
@@ -65,5 +65,5 @@ class WriteShard(beam.DoFn):
     def process(self, shard):
         k, converted = shard
         results = [(source, result) for _, source, result in sorted(converted, key=lambda c: c[0])]
-        yield k, convert.write_shard_and_preview(self.output_dir, self.name, k, self.num_shards, results,
+        yield k, shards.write_shard_and_preview(self.output_dir, self.name, k, self.num_shards, results,
                                                  self.settings)

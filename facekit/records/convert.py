@@ -18,17 +18,22 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from facekit import records
-from facekit.files import read_json, write_json
 from facekit.draw import draw_points, tile
-from facekit.datasets import DatasetFormat, ReaderOptions, Sample, SampleError, get_format
-from facekit.geometry import (crop_and_resize, crop_norm_to_points, landmark_box_xyxy, points_to_crop_norm,
-                              square_crop_box)
+from facekit.files import read_json, write_json
+from facekit.geometry import (
+    crop_and_resize,
+    crop_norm_to_points,
+    landmark_box_xyxy,
+    points_to_crop_norm,
+    square_crop_box,
+)
 from facekit.pose import estimate_pose
-from facekit.verify import shard_digest, verify_folder
+from facekit.records import schema, shards
+from facekit.records.datasets import DatasetFormat, ReaderOptions, Sample, SampleError, get_format
+from facekit.records.shards import PREVIEW, ConversionError, convert_item, init_worker, item_name
+from facekit.records.verify import verify_folder
 
 PARTIAL_STATE = "conversion.partial.json"
-PREVIEW = "preview.jpg"
 RUNNERS = ("local", "beam")
 BOX_SOURCES = ("landmarks", "annotation")
 OUTSIDE_POLICIES = ("skip", "keep")
@@ -69,10 +74,10 @@ class ConvertSettings:
     def list_items(self, input_dir: str) -> list:
         return get_format(self.format).list_items(input_dir, self.reader)
 
-    def prepare(self, input_dir: str, item) -> records.CropRecord:
+    def prepare(self, input_dir: str, item) -> schema.CropRecord:
         return prepare_record(get_format(self.format), input_dir, item, self)
 
-    encode = staticmethod(records.encode_example)
+    encode = staticmethod(schema.encode_example)
 
     def write_preview(self, path: str, converted: list) -> None:
         write_preview(path, converted)
@@ -88,12 +93,6 @@ class ConvertSettings:
                 "outside": self.outside,
                 "faces_with_points_outside_image": sum(s.get("points_outside_image", 0) for s in shards)}
 
-
-class ConversionError(RuntimeError):
-    """The conversion produced nothing (every sample skipped) or its output folder is in the way."""
-
-
-# ---------------------------------------------------------------- one sample (runs in the workers)
 
 def jpeg_size_hw(data: bytes) -> tuple[int, int] | None:
     """Height and width from a JPEG's start-of-frame marker, or None if there is none."""
@@ -156,7 +155,7 @@ def outside_image(points_px: np.ndarray, size_hw) -> np.ndarray:
     return (points_px[:, 0] < 0) | (points_px[:, 0] > w) | (points_px[:, 1] < 0) | (points_px[:, 1] > h)
 
 
-def points_outside_image(record: records.CropRecord) -> bool:
+def points_outside_image(record: schema.CropRecord) -> bool:
     """Whether a converted face kept landmarks that lie outside its source photo."""
     return bool(outside_image(crop_norm_to_points(record.points_norm, record.box_xyxy), record.source_hw).any())
 
@@ -181,7 +180,7 @@ def _reduction(path: str, side: float, size: int, enabled: bool) -> int:
     return r
 
 
-def prepare_record(fmt: DatasetFormat, input_dir: str, item, settings: ConvertSettings) -> records.CropRecord:
+def prepare_record(fmt: DatasetFormat, input_dir: str, item, settings: ConvertSettings) -> schema.CropRecord:
     """One raw item -> a validated, cropped, encoded CropRecord. SampleError when the sample is unusable."""
     sample = fmt.load_sample(input_dir, item, settings.reader)
     _check_points(sample, fmt.scheme.num_points)
@@ -208,37 +207,11 @@ def prepare_record(fmt: DatasetFormat, input_dir: str, item, settings: ConvertSe
         pose, estimated = sample.pose_rad, False
     if not np.isfinite(pose).all():
         raise SampleError(f"{sample.image_path}: pose is not finite ({pose})")
-    return records.CropRecord(
+    return schema.CropRecord(
         source_id=sample.source_id, jpeg=jpeg.tobytes(), source_hw=tuple(int(v) for v in size_hw),
         points_norm=points_to_crop_norm(sample.points_px, box), box_xyxy=box, pose_rad=np.asarray(pose),
         pose_estimated=estimated,
-        attributes=sample.attributes or (-1,) * records.NUM_ATTRIBUTES)
-
-
-_WORKER: dict = {}
-
-
-def init_worker(input_dir: str, settings) -> None:
-    cv2.setNumThreads(1)
-    _WORKER.update(input_dir=input_dir, settings=settings)
-
-
-def convert_item(item) -> tuple[object, bytes] | str:
-    """Worker task: the record and its serialised example, or the reason the sample was skipped."""
-    settings = _WORKER["settings"]
-    try:
-        record = settings.prepare(_WORKER["input_dir"], item)
-    except (SampleError, cv2.error) as err:
-        return str(err)
-    return record, settings.encode(record)
-
-
-# ---------------------------------------------------------------- the whole dataset (main process)
-
-def item_name(item) -> str:
-    """How an item is named in the manifest: its relative path, or the first field (source id, image path) of a
-    tuple item."""
-    return item if isinstance(item, str) else item[0]
+        attributes=sample.attributes or (-1,) * schema.NUM_ATTRIBUTES)
 
 
 def _stem(name: str) -> str:
@@ -258,7 +231,7 @@ def filter_by_split_list(items: list, split_list: str) -> list:
 def _prepare_output(output_dir: str, fingerprint: dict, overwrite: bool) -> dict | None:
     """Create the folder; return the finished-shards state to resume from, or a complete manifest to reuse."""
     os.makedirs(output_dir, exist_ok=True)
-    manifest_path = os.path.join(output_dir, records.MANIFEST)
+    manifest_path = os.path.join(output_dir, schema.MANIFEST)
     state_path = os.path.join(output_dir, PARTIAL_STATE)
     previous = None
     for path in (manifest_path, state_path):
@@ -270,7 +243,7 @@ def _prepare_output(output_dir: str, fingerprint: dict, overwrite: bool) -> dict
             raise ConversionError(f"{output_dir} holds a conversion with other settings or input; "
                                   "choose another --output or pass --overwrite")
         return previous
-    if records.stray_shards(output_dir) and not overwrite:
+    if schema.stray_shards(output_dir) and not overwrite:
         raise ConversionError(f"{output_dir} has .tfrecord files but no manifest; pass --overwrite to replace them")
     _remove_outputs(output_dir)
     return None
@@ -278,8 +251,8 @@ def _prepare_output(output_dir: str, fingerprint: dict, overwrite: bool) -> dict
 
 def _remove_outputs(output_dir: str) -> None:
     """Delete every file a conversion writes: shards (finished or temporary), manifest, state, preview."""
-    names = (records.MANIFEST, PARTIAL_STATE, PREVIEW)
-    for path in records.stray_shards(output_dir) + [os.path.join(output_dir, n) for n in names]:
+    names = (schema.MANIFEST, PARTIAL_STATE, PREVIEW)
+    for path in schema.stray_shards(output_dir) + [os.path.join(output_dir, n) for n in names]:
         if os.path.exists(path):
             os.remove(path)
 
@@ -290,10 +263,11 @@ def convert_dataset(input_dir: str, output_dir: str, settings, name: str | None 
     """Convert a raw dataset folder into `output_dir`; returns the manifest (also written as manifest.json).
 
     settings: ConvertSettings (face crops for landmark models), facekit.detection.convert.DetectionSettings
-    (whole images with face boxes) or facekit.mtcnn_samples.SampleSettings (MTCNN training windows; input_dir
-    None, the settings name their record folders). runner "beam" runs the per-sample work and the shard writing
-    as an Apache Beam pipeline (facekit.beam_runner; beam_args are its pipeline options) instead of `workers`
-    local processes: same records, manifest and preview. Raises ValueError for bad arguments or input,
+    (whole images with face boxes) or facekit.detection.mtcnn.samples.SampleSettings (MTCNN training windows;
+    input_dir None, the settings name their record folders). Any object with the same job interface works: this
+    engine never imports the wings. runner "beam" runs the per-sample work and the shard writing as an Apache Beam
+    pipeline (facekit.records.beam_runner; beam_args are its pipeline options) instead of `workers` local
+    processes: same records, manifest and preview. Raises ValueError for bad arguments or input,
     ConversionError when no sample could be converted.
     """
     if runner not in RUNNERS:
@@ -313,15 +287,15 @@ def convert_dataset(input_dir: str, output_dir: str, settings, name: str | None 
     with tqdm(total=len(items), initial=len(items) - len(todo_items), unit="img", disable=not progress,
               desc=f"convert {settings.format}") as bar:
         for k, result in _shard_results(todo_items, items, input_dir, settings, workers, bar):
-            done[k] = write_shard_and_preview(output_dir, name, k, num_shards, result, settings)
+            done[k] = shards.write_shard_and_preview(output_dir, name, k, num_shards, result, settings)
             write_json(os.path.join(output_dir, PARTIAL_STATE), {"fingerprint": fingerprint, "done": done})
     return _finish(output_dir, fingerprint, settings, name, num_shards, done)
 
 
 def import_beam_runner():
-    """facekit.beam_runner, or a ValueError that says how to install Beam."""
+    """facekit.records.beam_runner, or a ValueError that says how to install Beam."""
     try:
-        from facekit import beam_runner
+        from facekit.records import beam_runner
     except ImportError as err:
         raise ValueError(f"--runner beam needs Apache Beam ({err}), an optional extra: "
                          "pip install -r requirements-beam.txt (or pip install -e .[beam]) in its own environment") \
@@ -340,7 +314,7 @@ def _plan(input_dir, settings, name, split_list) -> tuple[list, str, int, dict]:
         raise ValueError(f"{input_dir}: no {settings.format} samples found")
     name = name or settings.format
     fingerprint = {"input": input_dir and os.path.abspath(input_dir), "name": name, "num_items": len(items),
-                   "split_list": split_list, "settings": asdict(settings), "schema_version": records.SCHEMA_VERSION}
+                   "split_list": split_list, "settings": asdict(settings), "schema_version": schema.SCHEMA_VERSION}
     fingerprint = json.loads(json.dumps(fingerprint))  # as it reads back from the manifest (tuples -> lists)
     return items, name, math.ceil(len(items) / settings.shard_size), fingerprint
 
@@ -352,11 +326,11 @@ def _shard_items(shards: list[int], num_items: int, shard_size: int) -> list[tup
 
 def repair_dataset(input_dir: str, output_dir: str, settings, name: str | None = None, workers: int = 1,
                    split_list: str | None = None, progress: bool = True) -> list:
-    """Rewrite only the shards of a finished conversion that fail the deep check (facekit.verify), from the
+    """Rewrite only the shards of a finished conversion that fail the deep check (facekit.records.verify), from the
     same input and settings; returns the problems found (empty: nothing to do). Conversion is deterministic,
     so each rewritten shard must equal its manifest entry (count, SHA-256) or it is not put in place."""
     items, name, _, fingerprint = _plan(input_dir, settings, name, split_list)
-    if not os.path.exists(os.path.join(output_dir, records.MANIFEST)):
+    if not os.path.exists(os.path.join(output_dir, schema.MANIFEST)):
         unfinished = os.path.exists(os.path.join(output_dir, PARTIAL_STATE))
         raise ConversionError(f"{output_dir}: " + ("unfinished conversion: run it again without --repair to "
                                                    "resume it" if unfinished else "no manifest, nothing to "
@@ -370,7 +344,7 @@ def repair_dataset(input_dir: str, output_dir: str, settings, name: str | None =
     with tqdm(total=len(todo_items), unit="img", disable=not progress, desc="repair") as bar:
         for k, result in _shard_results(todo_items, items, input_dir, settings, workers, bar):
             entry = manifest["shards"][k]
-            write_shard(output_dir, entry["file"], result, settings, expected=entry)
+            shards.write_shard(output_dir, entry["file"], result, settings, expected=entry)
     return problems
 
 
@@ -426,45 +400,6 @@ def _shard_results(todo_items, items, input_dir, settings, workers, bar):
         yield current, batch
 
 
-def write_shard(output_dir: str, file_name: str, results: list, settings, expected: dict | None = None) -> dict:
-    """Write one shard atomically; returns its entry {file, num_records, bytes, sha256, skipped} plus the job's
-    own per-shard fields (settings.shard_fields: faces for detection records, sample kinds for MTCNN samples).
-    An item's serialised payload is one example, or a list of examples (MTCNN: many samples per image).
-    `expected` (repair): the manifest's entry the new shard must equal, else nothing is replaced."""
-    import tensorflow as tf
-
-    path = os.path.join(output_dir, file_name)
-    skipped, count, converted = [], 0, []
-    with tf.io.TFRecordWriter(path + ".tmp") as writer:
-        for source, result in results:
-            if isinstance(result, str):
-                skipped.append({"source": source, "reason": result})
-                continue
-            payload = result[1] if isinstance(result[1], list) else [result[1]]
-            for example in payload:
-                writer.write(example)
-            count += len(payload)
-            converted.append((source, result[0]))
-    digest = shard_digest(path + ".tmp")
-    if expected is not None and (count, digest["sha256"]) != (expected["num_records"], expected.get("sha256",
-                                                                                                  digest["sha256"])):
-        os.remove(path + ".tmp")
-        raise ConversionError(f"{path}: converted again, it differs from the manifest ({count} records, "
-                              f"{expected['num_records']} recorded): the input or the code changed since the "
-                              f"conversion; convert the folder again with --overwrite")
-    os.replace(path + ".tmp", path)
-    extra = settings.shard_fields(converted) if hasattr(settings, "shard_fields") else {}
-    return {"file": file_name, "num_records": count, **digest, "skipped": skipped, **extra}
-
-
-def write_shard_and_preview(output_dir: str, name: str, k: int, num_shards: int, results: list, settings) -> dict:
-    """write_shard for shard k of num_shards; shard 0's converted samples also make the preview picture."""
-    entry = write_shard(output_dir, records.shard_name(name, k, num_shards), results, settings)
-    if k == 0:
-        settings.write_preview(os.path.join(output_dir, PREVIEW), [r for _, r in results if not isinstance(r, str)])
-    return entry
-
-
 def write_preview(path: str, results: list, count: int = 32) -> None:
     """A grid of the first converted crops with their landmarks, for a person to check the conversion."""
     crops = []
@@ -485,7 +420,7 @@ def _finish(output_dir, fingerprint, settings, name, num_shards, done) -> dict:
         reasons = "\n  ".join(s["reason"] for s in skipped[:10])
         raise ConversionError(f"nothing converted: all {len(skipped)} samples were skipped, e.g.\n  {reasons}")
     manifest = {
-        "schema_version": records.SCHEMA_VERSION,
+        "schema_version": schema.SCHEMA_VERSION,
         "name": name,
         **settings.manifest_fields(shards),
         "num_records": num_records,
@@ -498,7 +433,7 @@ def _finish(output_dir, fingerprint, settings, name, num_shards, done) -> dict:
                         "pose": "pitch, yaw, roll radians, 300W-LP signs (facekit.pose)"},
         "fingerprint": fingerprint,
     }
-    write_json(os.path.join(output_dir, records.MANIFEST), manifest)
+    write_json(os.path.join(output_dir, schema.MANIFEST), manifest)
     os.remove(os.path.join(output_dir, PARTIAL_STATE))
     return manifest
 

@@ -8,8 +8,8 @@ import os
 
 import numpy as np
 
-from facekit.datasets.base import ReaderOptions, Sample, SampleError, find_image, parse_numbers
 from facekit.geometry import pixel_centres_to_continuous
+from facekit.records.datasets.base import ReaderOptions, Sample, SampleError, find_image, parse_numbers
 
 
 def read_pts(path: str) -> np.ndarray:

@@ -3,7 +3,7 @@
 Same run folder as landmark runs: config.yaml, codec.json, best.keras (+ best.json, chosen by validation AP),
 metrics.json, log.csv, augmented_batch.jpg, tensorboard/, backup/ (rerunning resumes). Validation letterboxes each
 validation photo to train.val_size, decodes the top peaks, keeps scores >= train.val_score, runs greedy NMS and
-scores AP@0.5 with the WIDER protocol (facekit.detection_eval).
+scores AP@0.5 with the WIDER protocol (facekit.detection.evaluation).
 """
 from __future__ import annotations
 
@@ -18,14 +18,20 @@ from facekit import losses
 from facekit.codecs import make_codec
 from facekit.config import Config
 from facekit.detection import data
-from facekit.detection.convert import draw_detections
-from facekit.detection_eval import average_precision
-from facekit.draw import tile
+from facekit.detection.evaluation import average_precision
+from facekit.draw import draw_detections, tile
+from facekit.files import read_json, write_json
 from facekit.infer.detector import NMS_THRESHOLD, letterbox, postprocess
 from facekit.registry import ModelSpec
-from facekit.training import (BEST_MODEL, NetworkTrainer, finished_metrics, fit_run, learning_rate, make_optimizer,
-                              prepare_run)
-from facekit.files import read_json, write_json
+from facekit.training import (
+    BEST_MODEL,
+    NetworkTrainer,
+    finished_metrics,
+    fit_run,
+    learning_rate,
+    make_optimizer,
+    prepare_run,
+)
 
 LOSS_PARTS = ("focal", "giou", "wing")
 
@@ -71,6 +77,21 @@ def scenes_ap(detections: list, scenes: list[dict]) -> float:
                              [s["invalid"] for s in scenes])
 
 
+LETTERBOXES = (160, 192, 224, 256, 320, 416, 512, 640)  # the letterbox sides a finished run is validated at
+
+
+def letterbox_aps(peaks, scenes: list[dict], score_threshold: float) -> dict[str, float]:
+    """Validation AP of a detector at each side in LETTERBOXES: {"320": 0.81, ...}."""
+    return {str(size): scenes_ap(detect_scenes(peaks, scenes, size, score_threshold), scenes) for size in LETTERBOXES}
+
+
+def pick_letterbox(aps: dict[str, float], tolerance: float = 0.005) -> int:
+    """The smallest letterbox side whose validation AP is within `tolerance` of the best: the export's default
+    input size (a larger canvas costs time, and past the training face sizes it fragments close-up faces)."""
+    best = max(aps.values())
+    return min(int(size) for size, ap in aps.items() if ap >= best - tolerance)
+
+
 class ValidationAP(keras.callbacks.Callback):
     """Adds val_ap (AP@0.5 on the validation photos) to the epoch logs; saves run/best.keras when it improves."""
 
@@ -114,6 +135,9 @@ def train_detector(spec: ModelSpec, config: Config, train_dirs: list[str], val_d
         write_json(os.path.join(run_dir, "codec.json"), codec.to_dict())
     network = spec.build(**config.model_args)
     size = config.data.image_size
+    stride = size // int(network(tf.zeros((1, size, size, 3)))["heatmap"].shape[1])
+    if stride != codec.stride:
+        raise ValueError(f"{spec.name} outputs at stride {stride} but codec_args.stride is {codec.stride}")
     steps = config.train.steps_per_epoch or max(1, data.count_images(train_dirs) // config.data.batch_size)
     train_ds = data.training_dataset(train_dirs, codec, config.data, config.augment, config.train.seed)
     scenes = data.evaluation_scenes(val_dirs)
@@ -126,7 +150,10 @@ def train_detector(spec: ModelSpec, config: Config, train_dirs: list[str], val_d
     validation = ValidationAP(network, codec, scenes, config.train.val_size, config.train.val_score, run_dir)
     fitted = fit_run(trainer, train_ds, config, steps, validation, run_dir)
     best = read_json(os.path.join(run_dir, "best.json"))
+    network.load_weights(os.path.join(run_dir, BEST_MODEL))
+    letterbox_ap = letterbox_aps(peaks_function(network, codec), scenes, config.train.val_score)
     metrics = {"model": spec.name, "best_val_ap": best["val_ap"], "best_epoch": best["epoch"], **fitted,
+               "letterbox": pick_letterbox(letterbox_ap), "letterbox_ap": letterbox_ap,
                "train_images": data.count_images(train_dirs), "val_images": len(scenes), "train_dirs": train_dirs,
                "val_dirs": val_dirs, "image_size": size}
     write_json(os.path.join(run_dir, "metrics.json"), metrics)

@@ -4,11 +4,12 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from facekit import data
+from facekit.alignment import data
+from facekit.alignment.metrics import ced_curve, nme_by_region, nme_per_sample, summarize, summarize_by_yaw
+from facekit.alignment.training import predict_points
 from facekit.draw import draw_points, tile
-from facekit.metrics import ced_curve, nme_by_region, nme_per_sample, summarize, summarize_by_yaw
-from facekit.training import load_run, predict_points
 from facekit.files import write_json
+from facekit.training import load_run
 
 
 def evaluate_run(run_dir: str, record_dirs: list[str], normalize: str = "inter_ocular") -> dict:

@@ -2,8 +2,8 @@
 
 Fast check (no TensorFlow; about 10 us a record, 4 s for 400k MTCNN windows): the file exists, has the recorded
 byte size, and its record headers (TFRecord framing: uint64 length, masked CRC-32C of the length, data, masked
-CRC-32C of the data) chain from the first byte to the last with the recorded number of records. Deep check: also the SHA-256 of the whole
-file and a full read in which TensorFlow checks every record's data CRC.
+CRC-32C of the data) chain from the first byte to the last with the recorded number of records. Deep check:
+also the SHA-256 of the whole file and a full read in which TensorFlow checks every record's data CRC.
 
 Manifests written before shard sizes and checksums existed get the header walk and record count only.
 """
@@ -16,7 +16,7 @@ import struct
 import sys
 from dataclasses import dataclass
 
-from facekit import records
+from facekit.records.manifest import MANIFEST, load_manifest
 
 _HEADER = 12  # uint64 length + uint32 masked CRC of the length
 _FOOTER = 4  # uint32 masked CRC of the data
@@ -127,7 +127,7 @@ def check_shard(record_dir: str, entry: dict, deep: bool = False) -> str | None:
 
 def verify_folder(record_dir: str, deep: bool = False) -> tuple[dict, list[ShardProblem]]:
     """(manifest, problems) for a converted folder; ValueError when the manifest itself is missing or broken."""
-    manifest = records.load_manifest(record_dir)
+    manifest = load_manifest(record_dir)
     problems = []
     for entry in manifest["shards"]:
         problem = check_shard(record_dir, entry, deep)
@@ -171,7 +171,7 @@ _CHECKED: dict = {}
 
 def require_intact(record_dir: str) -> None:
     """The fast check, once per folder and manifest version in a process; DamagedRecordsError if it fails."""
-    path = os.path.join(record_dir, records.MANIFEST)
+    path = os.path.join(record_dir, MANIFEST)
     stat = os.stat(path) if os.path.isfile(path) else None
     key = (os.path.abspath(record_dir), stat and (stat.st_mtime_ns, stat.st_size))
     if key in _CHECKED:

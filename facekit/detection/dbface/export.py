@@ -17,10 +17,10 @@ import numpy as np
 import tensorflow as tf
 
 from facekit.detection import data
-from facekit.detection.training import detect_scenes, peaks_function, scenes_ap
+from facekit.detection.dbface.training import detect_scenes, peaks_function, scenes_ap
 from facekit.export import artifact_bytes, convert_tflite, finish_report, rebuild_float32, write_atomic
-from facekit.infer.detector import FaceDetector, letterbox
 from facekit.files import read_json, write_json
+from facekit.infer.detector import FaceDetector, letterbox
 
 FORMATS = ("saved_model", "tflite_fp32", "tflite_fp16", "tflite_int8")
 FP32_MAX_BOX_DIFF = 1e-3  # pixels at the default 640 canvas; scaled with the canvas (box values, and their
@@ -79,16 +79,19 @@ def dense_box_difference(network, codec, saved_model_dir: str, canvases: np.ndar
 
 
 def export_detector_run(run_dir: str, out_dir: str, formats=FORMATS, val_dirs: list[str] | None = None,
-                        size: int = 640, representative_count: int = 100) -> dict:
-    """Export a detector run's best model; returns (and writes out_dir/report.json) sizes, box parity and AP per
-    artifact. Raises ParityError after writing the report when an artifact misses its bar."""
+                        size: int | None = None, representative_count: int = 100) -> dict:
+    """Export a detector run's best model at a size x size input (default: the letterbox its validation picked,
+    metrics.json's "letterbox"; runs from before that choice: the config's train.val_size); returns (and writes
+    out_dir/report.json) sizes, box parity and AP per artifact. Raises ParityError after writing the report when
+    an artifact misses its bar."""
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown:
         raise ValueError(f"unknown format(s) {unknown}; choose from {list(FORMATS)}")
-    if size % 32:
-        raise ValueError(f"export size must be a multiple of 32, got {size}")
     network, codec, config, spec = rebuild_float32(run_dir)
     metrics = read_json(os.path.join(run_dir, "metrics.json"))
+    size = size or metrics.get("letterbox") or config["train"]["val_size"]
+    if size % 32:
+        raise ValueError(f"export size must be a multiple of 32, got {size}")
     scenes = data.evaluation_scenes(val_dirs or metrics["val_dirs"])
     score = config["train"]["val_score"]
     model = detector_serving_model(network, codec, size)

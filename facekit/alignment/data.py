@@ -10,38 +10,38 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from facekit import records
-from facekit.augment import augment
+from facekit.alignment.augment import augment
 from facekit.config import AugmentConfig, DataConfig
 from facekit.landmarks import LandmarkScheme, get_scheme
-from facekit.verify import naming_damaged_shards
+from facekit.records import schema
+from facekit.records.verify import naming_damaged_shards
 
 AUTOTUNE = tf.data.AUTOTUNE
 
 
 def record_scheme(record_dirs: list[str]) -> LandmarkScheme:
     """The one landmark scheme of a list of converted folders; ValueError if they disagree."""
-    schemes = {d: records.load_manifest(d, task="landmarks")["scheme"] for d in record_dirs}
+    schemes = {d: schema.load_manifest(d, task="landmarks")["scheme"] for d in record_dirs}
     if len(set(schemes.values())) != 1:
         raise ValueError(f"record folders mix landmark schemes: {schemes}")
     return get_scheme(next(iter(schemes.values())))
 
 
 def count_records(record_dirs: list[str]) -> int:
-    return sum(records.load_manifest(d)["num_records"] for d in record_dirs)
+    return sum(schema.load_manifest(d)["num_records"] for d in record_dirs)
 
 
 def read_crops(record_dirs: list[str], input_size: int, parallel_reads: int = 4, decode: bool = True):
     """Dataset of dicts: image (S, S, 3) uint8 resized to input_size (area), points_norm (K, 2), pose_rad (3,),
     attributes (6,), source_id. Order is deterministic (file order, interleaved in a fixed cycle)."""
     scheme = record_scheme(record_dirs)
-    files = [f for d in record_dirs for f in records.record_files(d)]
+    files = [f for d in record_dirs for f in schema.record_files(d)]
     ds = tf.data.Dataset.from_tensor_slices(files).interleave(
         tf.data.TFRecordDataset, cycle_length=min(parallel_reads, len(files)), num_parallel_calls=AUTOTUNE,
         deterministic=True)
 
     def parse(serialized):
-        example = records.parse_example(serialized, scheme.num_points, decode_image=decode)
+        example = schema.parse_example(serialized, scheme.num_points, decode_image=decode)
         if decode:
             image = example["image"]
             if image.shape[0] != input_size:
@@ -103,12 +103,22 @@ def training_dataset(record_dirs: list[str], input_size: int, codec, data: DataC
     ds = augmented_crops(record_dirs, input_size, data, augment_config, seed)
     ds = ds.map(prepare, num_parallel_calls=AUTOTUNE, deterministic=True)
     ds = ds.batch(data.batch_size, drop_remainder=True).prefetch(AUTOTUNE)
-    if data.pipeline_threads:
+    threads = input_threads(data.pipeline_threads)
+    if threads:
         options = tf.data.Options()
-        options.threading.private_threadpool_size = data.pipeline_threads
+        options.threading.private_threadpool_size = threads
         options.threading.max_intra_op_parallelism = 1
         ds = ds.with_options(options)
     return ds
+
+
+def input_threads(configured: int | None) -> int:
+    """The landmark pipeline's private thread count (0: TF's shared pool). Unset (None), it is chosen from the
+    machine: 1 on a CPU-only machine with at most 2 cores (measured there: the step keeps its threads), else 0."""
+    if configured is not None:
+        return configured
+    small_cpu_only = (os.cpu_count() or 1) <= 2 and not tf.config.list_physical_devices("GPU")
+    return 1 if small_cpu_only else 0
 
 
 def evaluation_arrays(record_dirs: list[str], input_size: int, limit: int | None = None) -> dict:
@@ -121,13 +131,13 @@ def evaluation_arrays(record_dirs: list[str], input_size: int, limit: int | None
 def synthetic_default(root: str = os.path.join("runs", "synthetic"), train_count: int = 300,
                       val_count: int = 100) -> tuple[str, str]:
     """Generate and convert the built-in synthetic 300W-LP data once; returns (train_dir, val_dir)."""
-    from facekit.convert import ConvertSettings, convert_dataset
-    from facekit.synthetic import write_synthetic_300wlp
+    from facekit.records.convert import ConvertSettings, convert_dataset
+    from facekit.records.synthetic import write_synthetic_300wlp
 
     dirs = []
     for split, count, seed in (("train", train_count, 0), ("val", val_count, 1)):
         raw, out = os.path.join(root, f"{split}_raw"), os.path.join(root, split)
-        if not os.path.exists(os.path.join(out, records.MANIFEST)):
+        if not os.path.exists(os.path.join(out, schema.MANIFEST)):
             if not os.path.isdir(raw):
                 write_synthetic_300wlp(raw, count, seed=seed)
             convert_dataset(raw, out, ConvertSettings(format="300wlp", image_size=128), name="synthetic",
