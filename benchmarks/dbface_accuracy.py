@@ -11,8 +11,8 @@
    AP on them does not track AFW. 20 WIDER subset photos are held out too, as the crowd validation set
    (ROOT/records/wider_val: benchmarks/detector_frontier.py scores it; it does not pick the checkpoint).
 2. Trains with the model's config and train.max_minutes = --minutes (rerunning resumes an interrupted run).
-3. Evaluates the best checkpoint on AFW (training/evaluate_detection.py, Keras, letterbox at the config's
-   train.val_size, score >= 0.05, NMS 0.4): AP@0.5 and five-point NME on matched faces, written to
+3. Evaluates the best checkpoint on AFW (training/evaluate_detection.py, Keras, at the letterbox the run's
+   validation picked, score >= 0.05, NMS 0.4): AP@0.5 and five-point NME on matched faces, written to
    ROOT/afw.json with the worst photos drawn.
 The AFW photos (and the ibug68/afw crops cut from them) are never trained or tuned on.
 """
@@ -104,9 +104,10 @@ def main(argv=None) -> int:
                     "--val-data", *val_dirs, "--out", run, "--set", f"train.max_minutes={args.minutes}", *args.set],
                    check=True)
     afw = os.path.join(SHARED, "afw_detection")
-    from facekit.files import read_yaml
+    from facekit.files import read_json, read_yaml
 
-    size = read_yaml(os.path.join(run, "config.yaml"))["train"]["val_size"]
+    size = read_json(os.path.join(run, "metrics.json")).get("letterbox") or read_yaml(
+        os.path.join(run, "config.yaml"))["train"]["val_size"]  # the letterbox its validation picked
     subprocess.run([sys.executable, "training/evaluate_detection.py", "--detector", "dbface", "--run", run,
                     "--size", str(size),
                     "--gt", os.path.join(afw, "label.txt"), "--images", os.path.join(afw, "images"),

@@ -6,6 +6,7 @@ augment with per-element stateless seeds -> encode targets -> batch -> prefetch.
 from __future__ import annotations
 
 import os
+import shutil
 
 import numpy as np
 import tensorflow as tf
@@ -128,7 +129,7 @@ def evaluation_arrays(record_dirs: list[str], input_size: int, limit: int | None
     return _stack(ds.take(limit) if limit else ds, record_dirs, ("image", "points_norm", "pose_rad", "source_id"))
 
 
-def synthetic_default(root: str = os.path.join("runs", "synthetic"), train_count: int = 300,
+def synthetic_default(root: str = os.path.join("runs", "synthetic"), train_count: int = 1200,
                       val_count: int = 100) -> tuple[str, str]:
     """Generate and convert the built-in synthetic 300W-LP data once; returns (train_dir, val_dir)."""
     from facekit.records.convert import ConvertSettings, convert_dataset
@@ -137,7 +138,11 @@ def synthetic_default(root: str = os.path.join("runs", "synthetic"), train_count
     dirs = []
     for split, count, seed in (("train", train_count, 0), ("val", val_count, 1)):
         raw, out = os.path.join(root, f"{split}_raw"), os.path.join(root, split)
-        if not os.path.exists(os.path.join(out, schema.MANIFEST)):
+        manifest = os.path.join(out, schema.MANIFEST)
+        if os.path.exists(manifest) and schema.load_manifest(out)["num_records"] < count:  # made with fewer faces
+            shutil.rmtree(raw, ignore_errors=True)
+            shutil.rmtree(out)
+        if not os.path.exists(manifest):
             if not os.path.isdir(raw):
                 write_synthetic_300wlp(raw, count, seed=seed)
             convert_dataset(raw, out, ConvertSettings(format="300wlp", image_size=128), name="synthetic",
