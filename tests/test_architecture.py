@@ -8,7 +8,7 @@ from pathlib import Path
 import facekit
 
 ROOT = Path(__file__).resolve().parents[1]
-WINGS = {"alignment", "detection"}
+WINGS = {"alignment", "detection", "profiling"}
 
 
 def contracts() -> dict:
