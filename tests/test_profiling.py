@@ -63,3 +63,32 @@ def test_a_missing_or_foreign_model_file_is_named(tmp_path):
     np.savez(tmp_path / "other.npz", mean=np.zeros((3, 3)))
     with pytest.raises(ValueError, match=r"other.npz: not a face3d model, missing \['shp_basis'"):
         load_face_model(str(tmp_path / "other.npz"))
+
+
+@requires_shared
+def test_a_face_profiled_to_its_own_yaw_keeps_its_image_and_points_and_turns_otherwise(face_model):
+    import cv2
+
+    from facekit.profiling.fit import fit_points
+    from facekit.profiling.render import build_scene, carried_points, render, view_positions
+    from facekit.records.datasets.pts import read_pts
+
+    path = sorted((SHARED_DATA / "ibug68" / "helen_train").glob("*.pts"))[3]
+    points, image = read_pts(str(path)), cv2.imread(str(path.with_suffix(".jpg")))
+    fit = fit_points(points, face_model)
+    scene = build_scene(face_model, fit, image.shape[:2])
+    same_px, same_depth = view_positions(scene, fit.pose, 0.0)
+    assert np.abs(render(image, scene, same_px, same_depth).astype(int) - image).max() <= 1
+    np.testing.assert_allclose(carried_points(points, scene, same_px), points, atol=0.5)
+    turn = 40.0 * fit.pose.yaw_sign()  # outward, the way the face already turns
+    new_px, new_depth = view_positions(scene, fit.pose, turn)
+    turned = carried_points(points, scene, new_px)
+    eyes_before, eyes_after = np.linalg.norm(points[36] - points[45]), np.linalg.norm(turned[36] - turned[45])
+    assert eyes_after < 0.9 * eyes_before  # the eyes come closer together as the head turns away
+    moved = np.abs(render(image, scene, new_px, new_depth).astype(int) - image)
+    x0, y0 = points.min(axis=0).astype(int)
+    x1, y1 = points.max(axis=0).astype(int)
+    face = moved[y0:y1, x0:x1].mean()
+    assert face > 10  # the face changed
+    for edge in (moved[0], moved[-1], moved[:, 0], moved[:, -1]):
+        assert edge.mean() < 0.5 * face  # the image border moves far less (this tight crop leaves little margin)
