@@ -1,4 +1,6 @@
 """Face profiling: the 3D morphable model fit of 68-point faces."""
+import os
+
 import numpy as np
 import pytest
 
@@ -92,3 +94,39 @@ def test_a_face_profiled_to_its_own_yaw_keeps_its_image_and_points_and_turns_oth
     assert face > 10  # the face changed
     for edge in (moved[0], moved[-1], moved[:, 0], moved[:, -1]):
         assert edge.mean() < 0.5 * face  # the image border moves far less (this tight crop leaves little margin)
+
+
+def test_views_go_from_the_faces_own_yaw_outward_in_steps():
+    from facekit.profiling.profile import yaw_steps
+
+    np.testing.assert_allclose(yaw_steps(4.6, 15, 90), [0, 10.4, 25.4, 40.4, 55.4, 70.4, 85.4])
+    np.testing.assert_allclose(yaw_steps(-31.0, 30, 90), [0, 29.0, 59.0])
+    assert yaw_steps(88.0, 5, 90) == [0.0, 2.0] and yaw_steps(91.0, 5, 90) == [0.0]
+
+
+@requires_shared
+def test_profiled_views_are_written_in_the_300wlp_layout_and_read_back(face_model, tmp_path):
+    import cv2
+
+    from facekit.profiling.profile import profile_face, write_300wlp_view
+    from facekit.records.convert import ConvertSettings, convert_dataset
+    from facekit.records.datasets.base import ReaderOptions
+    from facekit.records.datasets.mat3d import load_300wlp
+    from facekit.records.datasets.pts import load_pts
+
+    folder = str(SHARED_DATA / "ibug68" / "helen_train")
+    name = sorted(f for f in os.listdir(folder) if f.endswith(".pts"))[0]
+    sample = load_pts(folder, name, ReaderOptions())
+    views = profile_face(cv2.imread(sample.image_path), sample.points_px, face_model, step_deg=30, max_deg=60)
+    yaws = [np.degrees(v.pose_rad[1]) for v in views]
+    assert len(views) == 3 and abs(yaws[1] - 30) < 3 and abs(yaws[2] - 60) < 5  # the face starts near 5 deg
+    for k, view in enumerate(views):
+        write_300wlp_view(str(tmp_path / "lp"), "HELEN", f"face_{k}", view)
+    first = load_300wlp(str(tmp_path / "lp"), "HELEN/face_0.mat", ReaderOptions())
+    np.testing.assert_allclose(first.points_px, sample.points_px, atol=0.5)
+    turned = load_300wlp(str(tmp_path / "lp"), "HELEN/face_2.mat", ReaderOptions(landmarks_source="pts_3d"))
+    np.testing.assert_allclose(turned.points_px, views[2].pts_3d, atol=1e-4)
+    assert np.abs(views[2].pts_2d[:17] - views[2].pts_3d[:17]).max() > 1  # the away-side jaw follows the outline
+    manifest = convert_dataset(str(tmp_path / "lp"), str(tmp_path / "records"), ConvertSettings(format="300wlp"),
+                               progress=False)
+    assert manifest["num_records"] == 3
