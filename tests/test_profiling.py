@@ -130,3 +130,33 @@ def test_profiled_views_are_written_in_the_300wlp_layout_and_read_back(face_mode
     manifest = convert_dataset(str(tmp_path / "lp"), str(tmp_path / "records"), ConvertSettings(format="300wlp"),
                                progress=False)
     assert manifest["num_records"] == 3
+
+
+@requires_shared
+def test_the_profile_cli_writes_views_lists_skips_and_resumes(tmp_path, capsys):
+    import json
+    import shutil
+
+    from tfrecords_tools import profile
+
+    if not MODEL.is_file():
+        pytest.skip(f"{MODEL} is absent")
+    source = tmp_path / "faces"
+    source.mkdir()
+    for path in sorted((SHARED_DATA / "ibug68" / "helen_train").glob("*.pts"))[:2]:
+        shutil.copy(path, source)
+        shutil.copy(path.with_suffix(".jpg"), source)
+    shutil.copy(path.with_suffix(".jpg"), source / "broken.jpg")
+    (source / "broken.pts").write_text("version: 1\nn_points: 68\n{\n1 2\n}\n")
+    out = tmp_path / "lp"
+    args = ["--input", str(source), "--output", str(out), "--yaw-step", "30", "--max-yaw", "60", "--model", str(MODEL)]
+    assert profile.main(args) == 0
+    manifest = json.loads((out / "profile_manifest.json").read_text())
+    assert manifest["faces"] == 2 and manifest["views"] == len(list((out / "FACES").glob("*.jpg"))) >= 4
+    assert list(manifest["skipped"]) == ["broken.pts"] and "68" in manifest["skipped"]["broken.pts"]
+    assert (out / "preview.jpg").stat().st_size > 5000
+    lines = (out / "profile_progress.jsonl").read_text().splitlines()
+    assert profile.main(args) == 0  # a rerun finds every face done
+    assert (out / "profile_progress.jsonl").read_text().splitlines() == lines
+    assert profile.main(["--input", str(tmp_path / "absent"), "--output", str(out)]) == 2
+    assert "--input" in capsys.readouterr().err

@@ -94,3 +94,121 @@ def write_300wlp_view(root: str, subset: str, name: str, view: View) -> None:
     scipy.io.savemat(os.path.join(root, subset, f"{name}.mat"), {"pt2d": (view.pts_2d + one_based).T,
                                                                  "Pose_Para": pose})
     cv2.imwrite(os.path.join(root, subset, f"{name}.jpg"), view.image, [cv2.IMWRITE_JPEG_QUALITY, 95])
+
+
+PROGRESS = "profile_progress.jsonl"  # one line per finished face: a rerun skips them
+MANIFEST = "profile_manifest.json"
+_WORKER: dict = {}
+
+
+def _init_worker(model_path: str, input_dir: str, fmt: str, options, settings: dict) -> None:
+    from facekit.profiling.fit import load_face_model
+    from facekit.records.datasets import get_format
+
+    _WORKER.update(model=load_face_model(model_path), input_dir=input_dir, reader=get_format(fmt), options=options,
+                   settings=settings)
+
+
+def _profile_item(item) -> dict:
+    """Profile one listed face into the output folder; {"item", "views"} or {"item", "skipped": reason}."""
+    from facekit.records.datasets import SampleError
+
+    w, settings = _WORKER, _WORKER["settings"]
+    try:
+        sample = w["reader"].load_sample(w["input_dir"], item, w["options"])
+        image = cv2.imread(sample.image_path)
+        if image is None:
+            raise SampleError(f"{sample.image_path}: missing or not an image")
+        if len(sample.points_px) != 68:
+            raise SampleError(f"{sample.source_id}: {len(sample.points_px)} points, profiling needs the 68 of iBUG")
+        views = profile_face(image, sample.points_px, w["model"], settings["yaw_step"], settings["max_yaw"],
+                             settings["max_error"])
+    except (SampleError, ValueError) as error:
+        return {"item": str(item), "skipped": str(error)}
+    stem = os.path.splitext(sample.source_id)[0].replace("/", "_").replace("#", "_")
+    for k, view in enumerate(views):
+        write_300wlp_view(settings["output_dir"], settings["subset"], f"{stem}_{k}", view)
+    return {"item": str(item), "views": len(views), "stem": stem}
+
+
+def profile_dataset(input_dir: str, output_dir: str, fmt: str, model_path: str, yaw_step: float = 5.0,
+                    max_yaw: float = 90.0, max_error: float = 0.08, workers: int = 1, subset: str | None = None,
+                    progress: bool = True) -> dict:
+    """Profile every face of a 68-point dataset into output_dir in the 300W-LP layout; resumable (faces listed in
+    output_dir/profile_progress.jsonl are skipped). Returns (and writes) profile_manifest.json: counts, settings,
+    and every skipped face with its reason. Writes preview.jpg: the first profiled face at every yaw."""
+    import json
+    import multiprocessing
+
+    from tqdm import tqdm
+
+    from facekit.records.datasets import ReaderOptions, get_format
+
+    if yaw_step <= 0 or not 0 < max_yaw <= 90:
+        raise ValueError(f"yaw step must be > 0 and max yaw in (0, 90] degrees, got {yaw_step} and {max_yaw}")
+    reader, options = get_format(fmt), ReaderOptions()
+    if reader.scheme.num_points != 68:
+        raise ValueError(f"format {fmt!r} has {reader.scheme.num_points}-point faces; profiling needs iBUG 68")
+    from facekit.profiling.fit import load_face_model
+
+    load_face_model(model_path)  # fail early, naming the file
+    items = reader.list_items(input_dir, options)
+    os.makedirs(output_dir, exist_ok=True)
+    log_path = os.path.join(output_dir, PROGRESS)
+    done = {}
+    if os.path.exists(log_path):
+        with open(log_path, encoding="utf-8") as f:
+            for line in f:
+                if line.strip():
+                    entry = json.loads(line)
+                    done[entry["item"]] = entry
+    todo = [item for item in items if str(item) not in done]
+    settings = {"output_dir": output_dir, "subset": subset or os.path.basename(os.path.normpath(input_dir)).upper(),
+                "yaw_step": yaw_step, "max_yaw": max_yaw, "max_error": max_error}
+    init = (model_path, input_dir, fmt, options, settings)
+    with open(log_path, "a", encoding="utf-8") as log:
+        if workers > 1:
+            pool = multiprocessing.get_context("spawn").Pool(workers, _init_worker, init)
+            results = pool.imap_unordered(_profile_item, todo)
+        else:
+            pool = None
+            _init_worker(*init)
+            results = map(_profile_item, todo)
+        try:
+            for entry in tqdm(results, total=len(todo), desc="profiling", unit="face", disable=not progress):
+                log.write(json.dumps(entry) + "\n")
+                log.flush()
+                done[entry["item"]] = entry
+        finally:
+            if pool is not None:
+                pool.terminate()
+    profiled = [e for e in done.values() if "views" in e]
+    manifest = {"format": "300wlp", "source_format": fmt, "input_dir": input_dir, "faces": len(profiled),
+                "views": sum(e["views"] for e in profiled), "yaw_step_deg": yaw_step, "max_yaw_deg": max_yaw,
+                "max_fit_error": max_error, "subset": settings["subset"],
+                "skipped": {e["item"]: e["skipped"] for e in done.values() if "skipped" in e},
+                "landmarks": "pt2d and pts_2d: visible-outline jaw; pts_3d: surface jaw (landmarks/SUBSET/*_pts.mat)"}
+    with open(os.path.join(output_dir, MANIFEST), "w", encoding="utf-8") as f:
+        json.dump(manifest, f, indent=1)
+    if profiled:
+        write_preview(output_dir, settings["subset"], min(profiled, key=lambda e: e["item"])["stem"])
+    return manifest
+
+
+def write_preview(output_dir: str, subset: str, stem: str, side: int = 192) -> None:
+    """output_dir/preview.jpg: one face at every yaw, pts_2d green, pts_3d red where they differ."""
+    from facekit.draw import draw_points, tile
+
+    tiles, k = [], 0
+    while os.path.exists(os.path.join(output_dir, subset, f"{stem}_{k}.jpg")):
+        image = cv2.imread(os.path.join(output_dir, subset, f"{stem}_{k}.jpg"))
+        marks = scipy.io.loadmat(os.path.join(output_dir, "landmarks", subset, f"{stem}_{k}_pts.mat"))
+        scale = side / max(image.shape[:2])
+        drawn = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        drawn = draw_points(drawn, (marks["pts_3d"] - 0.5) * scale, (0, 0, 255))
+        drawn = draw_points(drawn, (marks["pts_2d"] - 0.5) * scale, (0, 255, 0))
+        canvas = np.zeros((side, side, 3), np.uint8)
+        canvas[:drawn.shape[0], :drawn.shape[1]] = drawn
+        tiles.append(canvas)
+        k += 1
+    cv2.imwrite(os.path.join(output_dir, "preview.jpg"), tile(tiles, columns=min(len(tiles), 10)))
