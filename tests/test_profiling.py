@@ -160,3 +160,28 @@ def test_the_profile_cli_writes_views_lists_skips_and_resumes(tmp_path, capsys):
     assert (out / "profile_progress.jsonl").read_text().splitlines() == lines
     assert profile.main(["--input", str(tmp_path / "absent"), "--output", str(out)]) == 2
     assert "--input" in capsys.readouterr().err
+
+
+def test_the_far_nose_wing_hides_behind_the_nose_at_60_degrees(face_model):
+    from facekit.profiling.fit import Fit, Pose
+    from facekit.profiling.render import build_scene, triangle_ids, view_positions
+
+    with np.load(MODEL) as data:
+        keypoint_grid = data["kpt_grid_idx"]
+    pose = Pose(2.0, np.eye(3), np.array([200.0, 220.0]))
+    scene = build_scene(face_model, Fit(pose, face_model.prior.copy(), np.full(17, -1), np.zeros(68)), (440, 640))
+    vertex = {g: i for i, g in enumerate(np.flatnonzero(face_model.valid))}
+    px, depth = view_positions(scene, pose, 60.0)  # the nose turns to the image right
+    ids, triangles = triangle_ids(scene, px, depth, (440, 640))
+
+    def seen(keypoint):
+        v = vertex[int(keypoint_grid[keypoint])]
+        x, y = px[v].astype(int)
+        return v, triangles[ids[y, x]]
+
+    for keypoint in (31, 30, 48):  # near nose wing, nose tip, near mouth corner: the surface under them is seen
+        v, triangle = seen(keypoint)
+        assert v in triangle or abs(depth[triangle].mean() - depth[v]) < 3
+    for keypoint in (35, 54):  # far nose wing and far mouth corner: a nearer surface covers them
+        v, triangle = seen(keypoint)
+        assert v not in triangle and depth[triangle].mean() > depth[v] + 10

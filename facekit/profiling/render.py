@@ -104,9 +104,22 @@ def view_positions(scene: Scene, pose: Pose, delta_deg: float) -> tuple[np.ndarr
 
 
 def render(image: np.ndarray, scene: Scene, new_px: np.ndarray, new_depth: np.ndarray) -> np.ndarray:
-    """The photo re-rendered with every vertex moved from scene.source_px to new_px (background first, then face
-    triangles far to near, back faces culled)."""
+    """The photo re-rendered with every vertex moved from scene.source_px to new_px."""
     height, width = image.shape[:2]
+    ids, triangles = triangle_ids(scene, new_px, new_depth, (height, width))
+    ys, xs = np.nonzero(ids >= 0)
+    tri = triangles[ids[ys, xs]]
+    weights = barycentric(np.stack([xs + 0.5, ys + 0.5], 1), new_px[tri])
+    source = np.einsum("nk,nkd->nd", weights, scene.source_px[tri]) - 0.5
+    map_x, map_y = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
+    map_x[ys, xs], map_y[ys, xs] = source[:, 0], source[:, 1]
+    return cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+
+
+def triangle_ids(scene: Scene, new_px: np.ndarray, new_depth: np.ndarray, image_hw: tuple[int, int]):
+    """(ids (H, W) int32, triangles (B + F, 3)): the triangle seen at each pixel of the new view, -1 for none;
+    background triangles first, then face triangles far to near with back faces culled (painter's order)."""
+    height, width = image_hw
     ids = np.full((height, width), -1, np.int32)
     triangles = np.concatenate([scene.background_tri, scene.face_tri])
     corners = new_px[scene.face_tri]
@@ -119,13 +132,7 @@ def render(image: np.ndarray, scene: Scene, new_px: np.ndarray, new_depth: np.nd
     fixed = np.round(new_px * (1 << shift)).astype(np.int32)
     for k in draw:
         cv2.fillConvexPoly(ids, fixed[triangles[k]], int(k), cv2.LINE_8, shift)
-    ys, xs = np.nonzero(ids >= 0)
-    tri = triangles[ids[ys, xs]]
-    weights = barycentric(np.stack([xs + 0.5, ys + 0.5], 1), new_px[tri])
-    source = np.einsum("nk,nkd->nd", weights, scene.source_px[tri]) - 0.5
-    map_x, map_y = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
-    map_x[ys, xs], map_y[ys, xs] = source[:, 0], source[:, 1]
-    return cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    return ids, triangles
 
 
 def barycentric(points: np.ndarray, triangles: np.ndarray) -> np.ndarray:
