@@ -185,3 +185,59 @@ def test_the_far_nose_wing_hides_behind_the_nose_at_60_degrees(face_model):
     for keypoint in (35, 54):  # far nose wing and far mouth corner: a nearer surface covers them
         v, triangle = seen(keypoint)
         assert v not in triangle and depth[triangle].mean() > depth[v] + 10
+
+
+def checker_scene(face_model, turn_deg):
+    """A mean face, frontal at 2 px/mm, painted with one colour code per 4x4 block of grid cells; its scene turned
+    by turn_deg: (code image, scene, new px, new depth, code of each grid point)."""
+    import cv2
+
+    from facekit.profiling.fit import Fit, Pose
+    from facekit.profiling.render import build_scene, view_positions
+
+    pose = Pose(2.0, np.eye(3), np.array([320.0, 220.0]))
+    scene = build_scene(face_model, Fit(pose, face_model.prior.copy(), np.full(17, -1), np.zeros(68)), (440, 640))
+    grid = np.flatnonzero(face_model.valid)
+    code = (grid // 64) // 4 * 16 + (grid % 64) // 4 + 1  # block of (ix, iy); 0 is the background
+    image = np.zeros((440, 640, 3), np.uint8)
+    for tri in scene.face_tri:
+        cv2.fillConvexPoly(image, np.round(scene.source_px[tri] * 16).astype(np.int32), (int(code[tri[0]]),) * 3,
+                           cv2.LINE_8, 4)
+    new_px, new_depth = view_positions(scene, pose, turn_deg)
+    return image, scene, new_px, new_depth, code
+
+
+def test_a_checkerboard_face_keeps_each_keypoint_on_its_square(face_model):
+    from facekit.profiling.render import render
+
+    with np.load(MODEL) as data:
+        keypoint_grid = data["kpt_grid_idx"]
+    image, scene, new_px, new_depth, code = checker_scene(face_model, 30.0)
+    drawn = render(image, scene, new_px, new_depth)[..., 0]
+    vertex = {g: i for i, g in enumerate(np.flatnonzero(face_model.valid))}
+    hits = 0
+    near_side = [17, 18, 19, 36, 37, 38, 39, 40, 41, 31, 32, 48, 49, 50, 59, 60, 61, 67]  # image-left: seen at +30
+    for keypoint in near_side:
+        v = vertex[int(keypoint_grid[keypoint])]
+        x, y = new_px[v]
+        window = drawn[int(y) - 1:int(y) + 2, int(x) - 1:int(x) + 2]
+        hits += int(code[v] in window)  # on its block (a pixel of slack at block edges)
+    assert hits >= 0.9 * len(near_side), hits
+
+
+def test_the_away_side_jaw_of_pts_2d_lies_on_the_rendered_outline(face_model):
+    from facekit.profiling.fit import Fit, Pose
+    from facekit.profiling.profile import outline_jaw
+    from facekit.profiling.render import triangle_ids, turned
+
+    _, scene, new_px, new_depth, _ = checker_scene(face_model, 40.0)
+    ids, _ = triangle_ids(scene, new_px, new_depth, (440, 640))
+    background = (ids >= 0) & (ids < len(scene.background_tri))
+    pose = Pose(2.0, np.eye(3), np.array([320.0, 220.0]))
+    fit = Fit(pose, face_model.prior.copy(), np.full(17, -1), np.zeros(68))
+    jaw = outline_jaw(face_model, fit, turned(pose, 40.0))
+    assert sorted(jaw) == list(range(9, 17))  # the nose turns to the image right: the image-right jaw turns away
+    face = ids >= len(scene.background_tri)
+    for point in jaw.values():
+        x, y = np.round(point).astype(int)
+        assert background[y - 2:y + 3, x - 2:x + 3].any() and face[y - 2:y + 3, x - 2:x + 3].any(), point
