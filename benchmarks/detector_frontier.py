@@ -174,6 +174,7 @@ def draw(rows: list[dict], path: str) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     fig, ax = plt.subplots(figsize=(9, 6))
     for family in dict.fromkeys(r["family"] for r in rows):
@@ -186,6 +187,8 @@ def draw(rows: list[dict], path: str) -> None:
             ax.annotate(r["name"].split()[-1] if r.get("size") else r["name"], (r["ms_1"], r["afw_ap"]),
                         fontsize=7, xytext=(3, 3), textcoords="offset points")
     ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
     ax.set_xlabel("ms per 640x480 photo, LiteRT, 1 thread (log scale)")
     ax.set_ylabel("AFW AP@0.5")
     ax.set_title("Detection frontier: o float32, ^ int8, * BlazeFace, s MTCNN")
