@@ -95,8 +95,11 @@ def test_pnet_candidates_and_pyramid_by_hand():
     box[1, 2] = [0.1, 0, 0, -0.1]
     found = pnet_candidates(box, face, 0.5, 0.6)  # cell (1, 2): window x 5..16, y 3..14 at scale 0.5
     np.testing.assert_allclose(found, [[(5 + 1.1) / 0.5, 6, 32, (14 - 1.1) / 0.5, 0.9]], rtol=1e-6)
-    scales = pyramid_scales(100, 200, min_face=20)   # short side 100: round(log(100/12) / -log(0.709) - 1) = 5
+    scales = pyramid_scales(100, 200, min_face=20)   # short side 100 x 0.6 = 60 -> 42.5, 30.2, 21.4, 15.2 >= 12
     np.testing.assert_allclose(scales, 0.6 * 0.709 ** np.arange(5))
+    scales = pyramid_scales(1024, 717, min_face=40)  # an AFW photo: 215 px at 0.3, then 8 smaller levels >= 12 px
+    np.testing.assert_allclose(scales, 0.3 * 0.709 ** np.arange(9))
+    assert 717 * scales[-1] >= 12 > 717 * scales[-1] * 0.709
 
 
 def test_crop_windows_match_tf_crop_and_resize():

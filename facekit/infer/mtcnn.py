@@ -37,9 +37,14 @@ def normalize(image_rgb: np.ndarray) -> np.ndarray:
 
 
 def pyramid_scales(height: int, width: int, min_face: float = 20.0, factor: float = 0.709) -> list[float]:
-    """Scales 12 / min_face x factor^k, as many as it takes to shrink the short side to P-Net's 12 px window."""
-    count = round(np.log(min(height, width) / PNET_WINDOW) / -np.log(factor) - 1)
-    return [PNET_WINDOW / min_face * factor ** k for k in range(max(count, 0))]
+    """Scales 12 / min_face x factor^k while the scaled short side still holds P-Net's 12 px window (the `mtcnn`
+    package's rule; counting levels from the unscaled side ran past it for min_face > 20, and LiteRT refused
+    the too-small P-Net input)."""
+    scales, scale = [], PNET_WINDOW / min_face
+    while min(height, width) * scale >= PNET_WINDOW:
+        scales.append(scale)
+        scale *= factor
+    return scales
 
 
 def pnet_candidates(box: np.ndarray, face: np.ndarray, scale: float, threshold: float) -> np.ndarray:
