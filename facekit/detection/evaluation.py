@@ -1,9 +1,13 @@
-"""Face detection average precision with the WIDER FACE protocol (the official evaluation tool's rules).
+"""Face detection average precision after the WIDER FACE protocol, with two stated differences.
 
 Per image, detections sorted by score are matched to ground truth at IoU >= 0.5: the first match of a valid
 face is a true positive, a second match of it a false positive, and a match of an ignored face (invalid, or
 outside the easy/medium/hard subset) is neither. Scores are min-max normalised over the whole set, precision and
 recall are taken at 1000 score thresholds, and AP is the VOC all-point area under the precision-recall curve.
+Differences from the official tool (wider_eval.m and its Python ports): detections on a photo without annotated
+faces count as false positives here (the official tool skips such photos; WIDER val has a few, AFW none), and
+IoU uses continuous-coordinate areas (facekit.boxes), without the official +1 pixel on widths and heights, which
+moves the IoU of small boxes slightly. Both change AP only where those cases occur.
 """
 from __future__ import annotations
 
