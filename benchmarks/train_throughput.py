@@ -3,7 +3,9 @@
     python benchmarks/train_throughput.py [--models senet pfld pfld_025 pipnet] [--data RECORDS ...]
         [--batches 20] [--repeats 3] [--set KEY=VALUE ...]
 
-(a) train.py's real loop: records -> tf.data -> augmentation -> codec targets -> train step (Keras fit);
+(a) train.py's data and step in one Keras fit: records -> tf.data -> augmentation -> codec targets -> train step;
+    without train.py's epoch-end callbacks (validation NME, checkpoints, TensorBoard, CSV log), which cost time
+    once per epoch, not per step;
 (b) the train step alone on one batch held in memory: the compute bound of the network on this CPU;
 (c) the input pipeline alone, drained without a model: the input bound.
 Reported with a / min(b, c) (how close the loop gets to its bound; goal >= 0.9) and c / b (goal >= 3: the
