@@ -7,7 +7,8 @@ next to our LiteRT MTCNN cascade (the `mtcnn` package's weights), on the images 
 Each (detector, image) cell runs in a fresh process: median ms per image over `repeats` runs after 2 warm-ups,
 whole detect() calls (letterbox, network, threshold 0.3 and NMS for DBFace; pyramid and three stages for MTCNN).
 DBFace's cost is fixed by its input size, not by the photo or its number of faces; the 1024 model sees the
-1024x768 photo at full resolution (the reference's PyTorch Small-H took 0.75-1.27 s a forward at 1024x740 here).
+1024x768 photo at full resolution (the reference's PyTorch Small-H: 0.75-1.27 s a forward at 1024x740, from an
+earlier session's notes; not measured by this script).
 """
 from __future__ import annotations
 
