@@ -241,3 +241,31 @@ def test_the_away_side_jaw_of_pts_2d_lies_on_the_rendered_outline(face_model):
     for point in jaw.values():
         x, y = np.round(point).astype(int)
         assert background[y - 2:y + 3, x - 2:x + 3].any() and face[y - 2:y + 3, x - 2:x + 3].any(), point
+
+
+@requires_shared
+def test_large_yaw_faces_are_listed_for_conversion(face_model, tmp_path):
+    from facekit.profiling.fit import fit_points
+    from facekit.profiling.profile import pose_angles
+    from facekit.records.convert import ConvertSettings, convert_dataset
+    from facekit.records.datasets import ReaderOptions
+    from facekit.records.datasets.pts import load_pts
+    from tfrecords_tools import profile
+
+    folder = SHARED_DATA / "ibug68" / "afw"
+    names = sorted(p.name for p in folder.glob("*.pts"))[:25]
+    subset = tmp_path / "afw"
+    subset.mkdir()
+    for name in names:
+        for suffix in (".pts", ".jpg"):
+            (subset / name.replace(".pts", suffix)).symlink_to(folder / name.replace(".pts", suffix))
+    listing = tmp_path / "yaw20.txt"
+    assert profile.main(["--input", str(subset), "--select-yaw", "20", "--split-list", str(listing), "--model",
+                         str(MODEL)]) == 0
+    listed = [line for line in listing.read_text().splitlines() if not line.startswith("#")]
+    expected = [n for n in names if abs(np.degrees(pose_angles(fit_points(
+        load_pts(str(subset), n, ReaderOptions()).points_px, face_model).pose)[1])) > 20]
+    assert listed == expected and 0 < len(listed) < len(names)
+    manifest = convert_dataset(str(subset), str(tmp_path / "records"), ConvertSettings(format="ibug68"),
+                               split_list=str(listing), progress=False)
+    assert manifest["num_records"] == len(listed)

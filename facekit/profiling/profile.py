@@ -212,3 +212,18 @@ def write_preview(output_dir: str, subset: str, stem: str, side: int = 192) -> N
         tiles.append(canvas)
         k += 1
     cv2.imwrite(os.path.join(output_dir, "preview.jpg"), tile(tiles, columns=min(len(tiles), 10)))
+
+
+def faces_beyond_yaw(input_dir: str, fmt: str, model: FaceModel, min_yaw_deg: float) -> list[tuple[str, float]]:
+    """(item path relative to input_dir, estimated yaw in degrees) of every face whose fitted |yaw| exceeds
+    min_yaw_deg: the large-pose hold-out (AFW has real profiles), written as a --split-list for conversion."""
+    from facekit.records.datasets import ReaderOptions, get_format
+
+    reader, options = get_format(fmt), ReaderOptions()
+    chosen = []
+    for item in reader.list_items(input_dir, options):
+        sample = reader.load_sample(input_dir, item, options)
+        yaw = float(np.degrees(pose_angles(fit_points(sample.points_px, model).pose)[1]))
+        if abs(yaw) > min_yaw_deg:
+            chosen.append((str(item), yaw))
+    return chosen
