@@ -142,8 +142,8 @@ class CenterNetCodec:
         heatmap = outputs["heatmap"]
         peaks = tf.where(tf.equal(heatmap, tf.nn.max_pool2d(heatmap, 3, 1, "SAME")), heatmap, 0.0)
         n, h, w = tf.shape(heatmap)[0], tf.shape(heatmap)[1], tf.shape(heatmap)[2]
-        cells = heatmap.shape[1] * heatmap.shape[2] if None not in heatmap.shape[1:3] else None
-        k = min(k, cells) if cells else k  # a small static canvas has fewer cells than top_k
+        if heatmap.shape[1] and heatmap.shape[2]:  # a small static canvas has fewer cells than top_k
+            k = min(k, heatmap.shape[1] * heatmap.shape[2])
         scores, index = tf.math.top_k(tf.reshape(peaks, [n, h * w]), k=k)
         rows, cols = tf.cast(index // w, tf.float32), tf.cast(index % w, tf.float32)
         ltrb = tf.gather(tf.reshape(outputs["box"], [n, h * w, 4]), index, batch_dims=1)

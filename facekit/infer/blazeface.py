@@ -69,15 +69,20 @@ def decode(regressors: np.ndarray, logits: np.ndarray, anchors: np.ndarray, size
     return scores, boxes, keypoints
 
 
-def baseline_model_path(name: str) -> str:
-    """The wheel's .tflite file for `name` (a key of MODELS); ValueError when the wheel is not installed."""
+def model_spec(name: str) -> BlazeFaceModel:
     if name not in MODELS:
         raise ValueError(f"unknown BlazeFace model {name!r}; choose from {sorted(MODELS)}")
+    return MODELS[name]
+
+
+def baseline_model_path(name: str) -> str:
+    """The wheel's .tflite file for `name` (a key of MODELS); ValueError when the wheel is not installed."""
+    spec = model_spec(name)
     try:
         distribution = importlib.metadata.distribution("mediapipe")
     except importlib.metadata.PackageNotFoundError:
         distribution = None
-    path = distribution and str(distribution.locate_file(f"mediapipe/modules/face_detection/{MODELS[name].file}"))
+    path = distribution and str(distribution.locate_file(f"mediapipe/modules/face_detection/{spec.file}"))
     if not path or not os.path.isfile(path):
         raise ValueError(f"{name} reads its weights from the {WHEEL} wheel, which is not installed: "
                          f"pip install --no-deps {WHEEL}  (only its files are read; it is never imported)")
@@ -91,9 +96,7 @@ class BlazeFaceDetector:
                  nms_threshold: float | None = NMS_THRESHOLD, path: str | None = None):
         from ai_edge_litert.interpreter import Interpreter
 
-        if name not in MODELS:
-            raise ValueError(f"unknown BlazeFace model {name!r}; choose from {sorted(MODELS)}")
-        self.model = MODELS[name]
+        self.model = model_spec(name)
         path = path or baseline_model_path(name)
         self.interpreter = Interpreter(model_path=path, num_threads=num_threads)
         self.interpreter.allocate_tensors()
@@ -107,7 +110,7 @@ class BlazeFaceDetector:
     def detect(self, image: np.ndarray, *, color: str) -> Detections:
         rgb = as_rgb(image, color)
         canvas, scale = letterbox(rgb, self.size)
-        self.interpreter.set_tensor(self.input, (canvas[None].astype(np.float32) / 127.5 - 1).astype(np.float32))
+        self.interpreter.set_tensor(self.input, canvas[None].astype(np.float32) / 127.5 - 1)
         self.interpreter.invoke()
         scores, boxes, keypoints = decode(self.interpreter.get_tensor(self.regressors)[0],
                                           self.interpreter.get_tensor(self.logits)[0], self.anchors, self.size)

@@ -96,14 +96,21 @@ def keypoint_rows(model: FaceModel, pose: Pose, coef: np.ndarray) -> tuple[np.nd
     with the away-side jaw points replaced by the outline vertex of their contour line."""
     means, bases = model.kpt_mean.copy(), model.kpt_basis.copy()
     jaw_grid = np.full(17, -1)
-    side = pose.yaw_sign()
-    away = range(0, 8) if side < 0 else range(9, 17)
-    for j in away:
-        line = model.contours[j]
-        xs = ((model.mean[line] + model.basis[line] @ coef) @ pose.rotation[0])
-        k = line[np.argmin(xs) if side < 0 else np.argmax(xs)]
+    for j, k in outline_vertices(model, pose, coef).items():
         means[j], bases[j], jaw_grid[j] = model.mean[k], model.basis[k], k
     return means, bases, jaw_grid
+
+
+def outline_vertices(model: FaceModel, pose: Pose, coef: np.ndarray) -> dict[int, int]:
+    """{jaw index: grid point} for the jaw points on the side turned away under `pose`: each contour line's vertex
+    with the most extreme rotated x (the visible outline)."""
+    side = pose.yaw_sign()
+    chosen = {}
+    for j in (range(0, 8) if side < 0 else range(9, 17)):
+        line = model.contours[j]
+        xs = (model.mean[line] + model.basis[line] @ coef) @ pose.rotation[0]
+        chosen[j] = int(line[np.argmin(xs) if side < 0 else np.argmax(xs)])
+    return chosen
 
 
 def fit_points(points_px: np.ndarray, model: FaceModel, iterations: int = 10, sigma: float = 0.02) -> Fit:

@@ -16,7 +16,7 @@ import numpy as np
 import scipy.io
 
 from facekit.pose import euler_from_matrix
-from facekit.profiling.fit import FaceModel, Fit, Pose, fit_points
+from facekit.profiling.fit import FaceModel, Fit, Pose, fit_points, outline_vertices
 from facekit.profiling.render import build_scene, carried_points, render, turned, view_positions
 
 FLIP_YZ = np.diag([1.0, -1.0, -1.0])  # the model frame (y up, z to the camera) <-> OpenCV axes (facekit.pose)
@@ -36,16 +36,11 @@ def pose_angles(pose: Pose) -> np.ndarray:
 
 
 def outline_jaw(model: FaceModel, fit: Fit, pose: Pose) -> dict[int, np.ndarray]:
-    """{jaw index: pixel} for the jaw points on the side turned away under `pose`: each contour line's vertex
-    with the most extreme rotated x."""
-    side = pose.yaw_sign()
-    out = {}
-    for j in (range(0, 8) if side < 0 else range(9, 17)):
-        line = model.contours[j]
-        vertices = model.mean[line] + model.basis[line] @ fit.coef
-        xs = vertices @ pose.rotation[0]
-        out[j] = pose.project(vertices[[np.argmin(xs) if side < 0 else np.argmax(xs)]])[0]
-    return out
+    """{jaw index: pixel} of the away-side jaw points' outline vertices (fit.outline_vertices) under `pose`."""
+    chosen = outline_vertices(model, pose, fit.coef)
+    grid = np.array(list(chosen.values()), int)
+    projected = pose.project(model.mean[grid] + model.basis[grid] @ fit.coef)
+    return dict(zip(chosen, projected))
 
 
 def yaw_steps(yaw_deg: float, step_deg: float, max_deg: float) -> list[float]:

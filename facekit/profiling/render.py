@@ -50,8 +50,9 @@ def build_scene(model: FaceModel, fit: Fit, image_hw: tuple[int, int]) -> Scene:
     keep = np.flatnonzero(model.valid)
     index = np.full(len(model.valid), -1)
     index[keep] = np.arange(len(keep))
-    face_mm = ((model.mean + model.basis @ fit.coef) @ pose.rotation.T)[keep]  # camera frame
-    face_px = pose.project((model.mean + model.basis @ fit.coef)[keep])
+    surface = (model.mean + model.basis @ fit.coef)[keep]
+    face_mm = surface @ pose.rotation.T  # camera frame
+    face_px = pose.project(surface)
     face_tri = index[model.tri]
     face_tri = face_tri[(face_tri >= 0).all(axis=1)]
     hull = cv2.convexHull(face_px.astype(np.float32), returnPoints=False).ravel()

@@ -151,7 +151,7 @@ def train_detector(spec: ModelSpec, config: Config, train_dirs: list[str], val_d
     fitted = fit_run(trainer, train_ds, config, steps, validation, run_dir)
     best = read_json(os.path.join(run_dir, "best.json"))
     network.load_weights(os.path.join(run_dir, BEST_MODEL))
-    letterbox_ap = letterbox_aps(peaks_function(network, codec), scenes, config.train.val_score)
+    letterbox_ap = letterbox_aps(validation.peaks, scenes, config.train.val_score)  # the best weights, loaded
     metrics = {"model": spec.name, "best_val_ap": best["val_ap"], "best_epoch": best["epoch"], **fitted,
                "letterbox": pick_letterbox(letterbox_ap), "letterbox_ap": letterbox_ap,
                "train_images": data.count_images(train_dirs), "val_images": len(scenes), "train_dirs": train_dirs,
