@@ -72,18 +72,18 @@ def test_a_face_profiled_to_its_own_yaw_keeps_its_image_and_points_and_turns_oth
     import cv2
 
     from facekit.profiling.fit import fit_points
-    from facekit.profiling.render import build_scene, carried_points, render, view_positions
+    from facekit.profiling.render import build_scene, carried_points, render, view_positions, yaw_rotation
     from facekit.records.datasets.pts import read_pts
 
     path = sorted((SHARED_DATA / "ibug68" / "helen_train").glob("*.pts"))[3]
     points, image = read_pts(str(path)), cv2.imread(str(path.with_suffix(".jpg")))
     fit = fit_points(points, face_model)
     scene = build_scene(face_model, fit, image.shape[:2])
-    same_px, same_depth = view_positions(scene, fit.pose, 0.0)
+    same_px, same_depth = view_positions(scene, fit.pose, np.eye(3))
     assert np.abs(render(image, scene, same_px, same_depth).astype(int) - image).max() <= 1
     np.testing.assert_allclose(carried_points(points, scene, same_px), points, atol=0.5)
     turn = 40.0 * fit.pose.yaw_sign()  # outward, the way the face already turns
-    new_px, new_depth = view_positions(scene, fit.pose, turn)
+    new_px, new_depth = view_positions(scene, fit.pose, yaw_rotation(turn))
     turned = carried_points(points, scene, new_px)
     eyes_before, eyes_after = np.linalg.norm(points[36] - points[45]), np.linalg.norm(turned[36] - turned[45])
     assert eyes_after < 0.9 * eyes_before  # the eyes come closer together as the head turns away
@@ -102,6 +102,28 @@ def test_views_go_from_the_faces_own_yaw_outward_in_steps():
     np.testing.assert_allclose(yaw_steps(4.6, 15, 90), [0, 10.4, 25.4, 40.4, 55.4, 70.4, 85.4])
     np.testing.assert_allclose(yaw_steps(-31.0, 30, 90), [0, 29.0, 59.0])
     assert yaw_steps(88.0, 5, 90) == [0.0, 2.0] and yaw_steps(91.0, 5, 90) == [0.0]
+
+
+def test_a_pitched_face_reaches_the_asked_yaw_and_its_points_follow_the_surface(face_model):
+    """Views of a face pitched 20 degrees land on the asked Euler yaws up to 90 (a turn about the camera's vertical
+    axis reached 79 for 90), and the carried nose tip is where the model puts it under the reported pose."""
+    from facekit.profiling.fit import Pose, keypoint_rows
+    from facekit.profiling.profile import pose_angles, posed_at_yaw, profile_face
+
+    coef = face_model.prior.copy()
+    pose = Pose(2.0, rotation(-20.0, 20.0), np.array([320.0, 240.0]))  # nose to the image left, raised
+    means, bases, _ = keypoint_rows(face_model, pose, coef)
+    points = pose.project(means + bases @ coef)
+    image = np.random.default_rng(0).integers(0, 255, (480, 640, 3), np.uint8)
+    views = profile_face(image, points, face_model, step_deg=15, max_deg=90)
+    yaws = np.degrees([v.pose_rad[1] for v in views])
+    np.testing.assert_allclose(yaws[1:], [30, 45, 60, 75, 90], atol=1e-6)
+    own = pose_angles(pose)
+    for view in views[1:]:
+        posed = posed_at_yaw(pose, view.pose_rad[1])
+        np.testing.assert_allclose(pose_angles(posed)[[0, 2]], own[[0, 2]], atol=1e-6)
+        nose = posed.project((face_model.kpt_mean + face_model.kpt_basis @ coef)[30:31])[0]
+        assert np.linalg.norm(view.pts_3d[30] - nose) < 3.0, (np.degrees(view.pose_rad[1]), view.pts_3d[30], nose)
 
 
 @requires_shared
@@ -164,14 +186,14 @@ def test_the_profile_cli_writes_views_lists_skips_and_resumes(tmp_path, capsys):
 
 def test_the_far_nose_wing_hides_behind_the_nose_at_60_degrees(face_model):
     from facekit.profiling.fit import Fit, Pose
-    from facekit.profiling.render import build_scene, triangle_ids, view_positions
+    from facekit.profiling.render import build_scene, triangle_ids, view_positions, yaw_rotation
 
     with np.load(MODEL) as data:
         keypoint_grid = data["kpt_grid_idx"]
     pose = Pose(2.0, np.eye(3), np.array([200.0, 220.0]))
     scene = build_scene(face_model, Fit(pose, face_model.prior.copy(), np.full(17, -1), np.zeros(68)), (440, 640))
     vertex = {g: i for i, g in enumerate(np.flatnonzero(face_model.valid))}
-    px, depth = view_positions(scene, pose, 60.0)  # the nose turns to the image right
+    px, depth = view_positions(scene, pose, yaw_rotation(60.0))  # the nose turns to the image right
     ids, triangles = triangle_ids(scene, px, depth, (440, 640))
 
     def seen(keypoint):
@@ -187,13 +209,40 @@ def test_the_far_nose_wing_hides_behind_the_nose_at_60_degrees(face_model):
         assert v not in triangle and depth[triangle].mean() > depth[v] + 10
 
 
+@pytest.mark.parametrize("turn", [0.0, 40.0])
+def test_an_open_mouth_is_closed_by_face_triangles(face_model, turn):
+    """The grid mesh spans the lips (no hole at the mouth): with the lips 15 mm apart, every pixel inside the
+    inner-lip polygon, frontal and turned, is drawn from a face triangle, so the mouth moves with the face instead
+    of showing the background's stretch."""
+    import cv2
+
+    from facekit.profiling.fit import Fit, Pose
+    from facekit.profiling.render import build_scene, triangle_ids, view_positions, yaw_rotation
+
+    coef = face_model.prior.copy()
+    coef[40] -= 3.0  # the first expression component parts the lips by about 5.5 mm per unit
+    pose = Pose(2.0, np.eye(3), np.array([320.0, 220.0]))
+    lips = face_model.kpt_mean + face_model.kpt_basis @ coef
+    assert lips[62, 1] - lips[66, 1] > 15  # inner upper lip over inner lower lip, mm
+    scene = build_scene(face_model, Fit(pose, coef, np.full(17, -1), np.zeros(68)), (440, 640))
+    px, depth = view_positions(scene, pose, yaw_rotation(turn))
+    ids, _ = triangle_ids(scene, px, depth, (440, 640))
+    turned_lips = lips @ np.array([[np.cos(np.radians(turn)), 0, np.sin(np.radians(turn))], [0, 1, 0],
+                                   [-np.sin(np.radians(turn)), 0, np.cos(np.radians(turn))]]).T
+    polygon = np.stack([2.0 * turned_lips[60:68, 0] + 320, -2.0 * turned_lips[60:68, 1] + 220], 1)
+    inside = np.zeros((440, 640), np.uint8)
+    cv2.fillPoly(inside, [np.round(polygon).astype(np.int32)], 1)
+    assert inside.sum() > 300
+    assert (ids[inside > 0] >= len(scene.background_tri)).all()
+
+
 def checker_scene(face_model, turn_deg):
     """A mean face, frontal at 2 px/mm, painted with one colour code per 4x4 block of grid cells; its scene turned
     by turn_deg: (code image, scene, new px, new depth, code of each grid point)."""
     import cv2
 
     from facekit.profiling.fit import Fit, Pose
-    from facekit.profiling.render import build_scene, view_positions
+    from facekit.profiling.render import build_scene, view_positions, yaw_rotation
 
     pose = Pose(2.0, np.eye(3), np.array([320.0, 220.0]))
     scene = build_scene(face_model, Fit(pose, face_model.prior.copy(), np.full(17, -1), np.zeros(68)), (440, 640))
@@ -203,7 +252,7 @@ def checker_scene(face_model, turn_deg):
     for tri in scene.face_tri:
         cv2.fillConvexPoly(image, np.round(scene.source_px[tri] * 16).astype(np.int32), (int(code[tri[0]]),) * 3,
                            cv2.LINE_8, 4)
-    new_px, new_depth = view_positions(scene, pose, turn_deg)
+    new_px, new_depth = view_positions(scene, pose, yaw_rotation(turn_deg))
     return image, scene, new_px, new_depth, code
 
 
@@ -228,14 +277,14 @@ def test_a_checkerboard_face_keeps_each_keypoint_on_its_square(face_model):
 def test_the_away_side_jaw_of_pts_2d_lies_on_the_rendered_outline(face_model):
     from facekit.profiling.fit import Fit, Pose
     from facekit.profiling.profile import outline_jaw
-    from facekit.profiling.render import triangle_ids, turned
+    from facekit.profiling.render import triangle_ids, turned, yaw_rotation
 
     _, scene, new_px, new_depth, _ = checker_scene(face_model, 40.0)
     ids, _ = triangle_ids(scene, new_px, new_depth, (440, 640))
     background = (ids >= 0) & (ids < len(scene.background_tri))
     pose = Pose(2.0, np.eye(3), np.array([320.0, 220.0]))
     fit = Fit(pose, face_model.prior.copy(), np.full(17, -1), np.zeros(68))
-    jaw = outline_jaw(face_model, fit, turned(pose, 40.0))
+    jaw = outline_jaw(face_model, fit, turned(pose, yaw_rotation(40.0)))
     assert sorted(jaw) == list(range(9, 17))  # the nose turns to the image right: the image-right jaw turns away
     face = ids >= len(scene.background_tri)
     for point in jaw.values():

@@ -15,9 +15,9 @@ import cv2
 import numpy as np
 import scipy.io
 
-from facekit.pose import euler_from_matrix
+from facekit.pose import euler_from_matrix, rotation_matrix
 from facekit.profiling.fit import FaceModel, Fit, Pose, fit_points, outline_vertices
-from facekit.profiling.render import build_scene, carried_points, render, turned, view_positions
+from facekit.profiling.render import build_scene, carried_points, render, view_positions
 
 FLIP_YZ = np.diag([1.0, -1.0, -1.0])  # the model frame (y up, z to the camera) <-> OpenCV axes (facekit.pose)
 
@@ -33,6 +33,13 @@ class View:
 def pose_angles(pose: Pose) -> np.ndarray:
     """(pitch, yaw, roll) radians, 300W-LP's signs, of a fitted pose."""
     return euler_from_matrix(FLIP_YZ @ pose.rotation @ FLIP_YZ)
+
+
+def posed_at_yaw(pose: Pose, yaw_rad: float) -> Pose:
+    """The pose with its Euler yaw set to yaw_rad and its pitch and roll kept (300W-LP turns faces this way: a turn
+    about the camera's vertical axis lands short of the asked yaw when the face is pitched, 79 for 90 degrees)."""
+    pitch, _, roll = pose_angles(pose)
+    return Pose(pose.scale, FLIP_YZ @ rotation_matrix(pitch, yaw_rad, roll) @ FLIP_YZ, pose.translation)
 
 
 def outline_jaw(model: FaceModel, fit: Fit, pose: Pose) -> dict[int, np.ndarray]:
@@ -62,18 +69,18 @@ def profile_face(image: np.ndarray, points_px: np.ndarray, model: FaceModel, ste
         raise ValueError(f"fit error {100 * relative:.1f}% of the eye distance exceeds {100 * max_error:.0f}%")
     scene = build_scene(model, fit, image.shape[:2])
     sign = -fit.pose.yaw_sign()  # outward: the way the nose already points (yaw_sign is +1 to the image right)
+    own = pose_angles(fit.pose)
     views = []
-    for turn in yaw_steps(np.degrees(pose_angles(fit.pose)[1]), step_deg, max_deg):
-        delta = -sign * turn  # yaw_rotation: positive turns the nose to the image right
-        new_px, new_depth = view_positions(scene, fit.pose, delta)
+    for turn in yaw_steps(np.degrees(own[1]), step_deg, max_deg):
+        pose = posed_at_yaw(fit.pose, own[1] + sign * np.radians(turn))  # positive yaw: nose to the image left
+        new_px, new_depth = view_positions(scene, fit.pose, pose.rotation @ fit.pose.rotation.T)
         pts_3d = carried_points(points_px, scene, new_px)
-        pose = turned(fit.pose, delta)
         pts_2d = pts_3d.copy()
         if turn:
             for j, point in outline_jaw(model, fit, pose).items():
                 pts_2d[j] = point
         views.append(View(render(image, scene, new_px, new_depth) if turn else image.copy(), pts_2d, pts_3d,
-                          pose_angles(pose)))
+                          np.array([own[0], own[1] + sign * np.radians(turn), own[2]])))
     return views
 
 

@@ -2,10 +2,12 @@
 face outline and the image border), drawn far to near with back faces culled into a triangle-id map, turned into a
 per-pixel source map and one cv2.remap.
 
-Frames: source view = the photo and its fit; new view = the head turned by `delta_deg` about the model origin
-(between the ears) and the camera's vertical axis. Anchors near the face move with its edge, farther rings less,
-the image border not at all, so the background stretches smoothly. The annotated points are carried through the
+Frames: source view = the photo and its fit; new view = the head rotated by a camera-frame rotation about the
+model origin (between the ears): profile.py picks the one that sets the Euler yaw and keeps pitch and roll.
+Anchors near the face move with its edge, farther rings less, the image border not at all, so the background
+stretches smoothly. The annotated points are carried through the
 fitted surface (barycentric coordinates in the source view) so the fit error does not enter the new labels.
+The model's grid mesh spans the lips, so an open mouth is closed by face triangles and moves with the face.
 """
 from __future__ import annotations
 
@@ -28,8 +30,9 @@ def yaw_rotation(degrees: float) -> np.ndarray:
     return np.array([[np.cos(a), 0.0, np.sin(a)], [0.0, 1.0, 0.0], [-np.sin(a), 0.0, np.cos(a)]])
 
 
-def turned(pose: Pose, delta_deg: float) -> Pose:
-    return Pose(pose.scale, yaw_rotation(delta_deg) @ pose.rotation, pose.translation)
+def turned(pose: Pose, turn: np.ndarray) -> Pose:
+    """The pose with the head rotated by `turn` (3, 3), a rotation in the camera frame about the model origin."""
+    return Pose(pose.scale, turn @ pose.rotation, pose.translation)
 
 
 @dataclass(frozen=True)
@@ -96,9 +99,10 @@ def _resample_closed(polygon: np.ndarray, count: int) -> np.ndarray:
     return np.stack([np.interp(wanted, at, closed[:, k]) for k in range(2)], axis=1)
 
 
-def view_positions(scene: Scene, pose: Pose, delta_deg: float) -> tuple[np.ndarray, np.ndarray]:
-    """(new pixels (V, 2), new depths (V,)) of the scene's vertices with the head turned by delta_deg."""
-    rotated = scene.camera_mm @ yaw_rotation(delta_deg).T
+def view_positions(scene: Scene, pose: Pose, turn: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(new pixels (V, 2), new depths (V,)) of the scene's vertices with the head rotated by `turn` (3, 3, camera
+    frame, e.g. yaw_rotation(30.0)); background anchors follow by their share of the motion."""
+    rotated = scene.camera_mm @ turn.T
     moved = scene.camera_mm + scene.motion[:, None] * (rotated - scene.camera_mm)
     px = np.stack([pose.scale * moved[:, 0] + pose.translation[0], -pose.scale * moved[:, 1] + pose.translation[1]], 1)
     return px, moved[:, 2]
