@@ -12,8 +12,10 @@ faces (inter-ocular; BlazeFace gives eyes and nose only), AP on the crowd valida
 held-out split, ROOT/records/wider_val of benchmarks/dbface_accuracy.py), model bytes, and the latency of one
 whole detect() call on a 640x480 photo with 1 and with 2 LiteRT threads (a fresh process per cell, median of
 --repeats runs after warm-up, score threshold 0.5). Prints the table and draws OUT/frontier.png: AFW AP against
-ms (log scale) with each family's frontier as a line. Results are kept in OUT/results.json: a rerun measures only
-the missing points (--fresh: all). Latency is only meaningful on an otherwise idle machine.
+ms (log scale) with each family's frontier as a line. A second table gives each point's AFW recall (IoU 0.5,
+score >= 0.05: the most its AP curve reaches) by face size, as a share of the photo's long side: what bounds it.
+Results are kept in OUT/results.json: a rerun measures only the missing points (--fresh: all). Latency is only
+meaningful on an otherwise idle machine.
 """
 from __future__ import annotations
 
@@ -33,6 +35,7 @@ CROWD = os.path.join("runs", "dbface_accuracy", "records", "wider_val")
 AP_SCORE, TIMING_SCORE = 0.05, 0.5
 MTCNN_THRESHOLDS = (0.6, 0.7, 0.7)
 PHOTO_HW = (480, 640)
+SIZE_BINS = (0.0, 0.04, 0.08, 0.16, 0.32, 1.01)  # face side (sqrt of box area) / the photo's long side
 
 
 def make_detector(point: dict, threads: int | None, score: float):
@@ -69,7 +72,25 @@ def accuracy(point: dict, afw: list[dict], crowd: list[dict]) -> dict:
         if name == "afw":
             result["afw_nme"], result["afw_nme_faces"] = matched_point_nme(
                 found, [p["boxes_xyxy"] for p in photos], [p["landmarks_px"] for p in photos])
+            result["afw_recall_by_size"] = recall_by_size(found, photos)
     return result
+
+
+def recall_by_size(found: list, photos: list[dict]) -> list[list[int]]:
+    """[found, faces] per SIZE_BINS bin: valid faces matched by any detection at IoU >= 0.5."""
+    from facekit.boxes import box_iou
+
+    counts = np.zeros((len(SIZE_BINS) - 1, 2), int)
+    for detections, photo in zip(found, photos):
+        boxes = photo["boxes_xyxy"][~photo["invalid"]]
+        if not len(boxes):
+            continue
+        side = np.sqrt(np.prod(boxes[:, 2:] - boxes[:, :2], axis=1)) / max(photo["image"].shape[:2])
+        bins = np.clip(np.digitize(side, SIZE_BINS) - 1, 0, len(SIZE_BINS) - 2)
+        hit = (box_iou(boxes, detections.boxes_xyxy).max(axis=1) >= 0.5) if len(detections) else np.zeros(len(boxes))
+        np.add.at(counts, (bins, 0), hit.astype(int))
+        np.add.at(counts, (bins, 1), 1)
+    return counts.tolist()
 
 
 def time_point(point: dict, photo_path: str, threads: int, repeats: int) -> float:
@@ -248,6 +269,15 @@ def main(argv=None) -> int:
         nme = f"{r['afw_nme']:.3f} ({r['afw_nme_faces']})" if r["afw_nme_faces"] else "-"
         print(f"| {r['name']} | {r['afw_ap']:.3f} | {nme} | {r['crowd_ap']:.3f} | {r['bytes']:,} | "
               f"{r['ms_1']:.2f} | {r['ms_2']:.2f} |")
+    edges = [f"{100 * a:g}-{100 * b:g}%" for a, b in zip(SIZE_BINS[:-2], SIZE_BINS[1:-1])] + [
+        f">{100 * SIZE_BINS[-2]:g}%"]
+    print("\nAFW recall (IoU 0.5, score >= 0.05) by face side as a share of the photo's long side (faces):")
+    print("| detector | " + " | ".join(edges) + " |")
+    print("|---|" + "---|" * len(edges))
+    for r in rows:
+        cells = [f"{hit / max(total, 1):.2f} ({total})" for hit, total in r.get("afw_recall_by_size", [])] or \
+            ["-"] * len(edges)
+        print(f"| {r['name']} | " + " | ".join(cells) + " |")
     draw(rows, os.path.join(args.out, "frontier.png"))
     print(f"frontier drawn in {os.path.join(args.out, 'frontier.png')}; results in {results_path}")
     return 0

@@ -2,7 +2,8 @@
 
 MobileNetV3 trunk -> top-down path (nearest x2 upsample + 3x3 conv, lateral 1x1 convs) from stride 32 to 4 ->
 SSH-style detect module -> three 1x1 heads: centre heatmap (sigmoid), box (exp of left, top, right, bottom in
-stride units) and five landmarks (log-coded offsets from the cell, facekit.codecs.centernet).
+stride units) and five landmarks (offsets from the cell, coded as the codec's landmark_code says:
+facekit.codecs.centernet).
 
 Two layouts with the reference code's channel plan (dlunion/DBFace, model/DBFace.py and train/small/dbface.py), and
 one of ours for phones:
@@ -128,7 +129,7 @@ def head(x, filters: int, layout: Layout, name: str, bias: float = 0.0):
 
 def build_dbface(layout: str = "dbface", input_size: int | None = None) -> keras.Model:
     """(N, H, W, 3) RGB [0, 255] -> {"heatmap": (N, H/s, W/s, 1) in (0, 1), "box": (N, H/s, W/s, 4) > 0 (left,
-    top, right, bottom in stride units), "landmarks": (N, H/s, W/s, 10) log-coded (x1..x5, y1..y5)}; s is 4, or
+    top, right, bottom in stride units), "landmarks": (N, H/s, W/s, 10) coded offsets (x1..x5, y1..y5)}; s is 4, or
     8 for dbface_nano."""
     spec = LAYOUTS[layout]
     inputs = keras.Input((input_size, input_size, 3), name="image")

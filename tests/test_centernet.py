@@ -61,15 +61,31 @@ def test_small_faces_are_ignored_not_negative_and_padding_rows_are_nothing():
     assert t["box_weight"][11, 11, 0] == 1 and t["box_weight"].sum() == 1  # 5 x 5 or more: its one cell
 
 
-def test_round_trip_returns_boxes_and_points():
+def test_box_landmark_code_by_hand():
+    # the face of test_hand_computed_targets_of_one_face: its 9 box cells each carry the points in box units
+    box = np.array([[34.0, 6.0, 66.0, 54.0]])
+    marks = np.array([[[42, 20], [58, 20], [50, 30], [44, 42], [56, 42]]], np.float64)
+    t = {k: v.numpy() for k, v in CenterNetCodec(landmark_code="box").encode(box, marks, 128, 128).items()}
+    np.testing.assert_allclose(t["landmark_mask"], t["box_weight"])
+    # left eye x at the cell right of the centre (anchor x 13.5 cells = 54 px): (42 - 54) / 32
+    assert t["landmarks"][7, 13, 0] == pytest.approx(-12 / 32)
+    # mouth-right y at the cell below the centre (anchor y 8.5 cells = 34 px): (42 - 34) / 48
+    assert t["landmarks"][8, 12, 9] == pytest.approx(8 / 48)
+    assert t["landmarks"][0, 0].tolist() == [0.0] * 10 and t["landmark_mask"][0, 0, 0] == 0
+    with pytest.raises(ValueError, match="landmark_code"):
+        CenterNetCodec(landmark_code="cells")
+
+
+@pytest.mark.parametrize("codec", [CODEC, CenterNetCodec(landmark_code="box")], ids=["log", "box"])
+def test_round_trip_returns_boxes_and_points(codec):
     rng = np.random.default_rng(0)
     centres = np.array([[40, 40], [150, 60], [90, 170], [200, 200]], np.float64)
     sides = np.array([[30, 36], [60, 70], [24, 28], [90, 80]], np.float64)
     boxes = np.concatenate([centres - sides / 2, centres + sides / 2], 1)
     marks = centres[:, None] + rng.uniform(-0.4, 0.4, (4, 5, 2)) * sides[:, None]
-    targets = {k: v.numpy() for k, v in CODEC.encode(boxes, marks, 256, 256).items()}
+    targets = {k: v.numpy() for k, v in codec.encode(boxes, marks, 256, 256).items()}
     assert targets["box_weight"].sum() == pytest.approx(4.0)  # every face weighs 1, whatever its size
-    out = {k: v.numpy()[0] for k, v in CODEC.decode(outputs_from_targets(targets), top_k=8).items()}
+    out = {k: v.numpy()[0] for k, v in codec.decode(outputs_from_targets(targets), top_k=8).items()}
     found = out["scores"] == 1.0
     assert found.sum() == 4
     order = np.argsort(out["boxes_xyxy"][found][:, 0] + 1000 * out["boxes_xyxy"][found][:, 1])

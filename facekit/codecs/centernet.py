@@ -12,9 +12,15 @@ cell centre (s (j + 0.5), s (i + 0.5)) in the project's continuous convention. P
   min_box_size pixels a side get no box target. box_weight is 1 / (cells the face owns), so every face weighs 1
   in the box loss: with one weight per cell (the reference's plain mean) a 200-pixel face owns ~150 cells and a
   32-pixel face ~9, and small faces' boxes starve (measured: at 32-64 px, 98% of faces found at IoU 0.3, 82% at 0.5).
-- landmarks: at the centre cell only, for faces with all five points: log_code(point / s - anchor) / 4 with
-  log_code(v) = v / e for |v| < e, else sign(v) ln|v| (offsets in cells, not divided by the box size).
-Decoding: 3x3 max-pool peaks, top-K, boxes = anchor + (-l, -t, r, b) cells, points = exp_code(4 v) + anchor.
+- landmarks, for faces with all five points, by landmark_code:
+  "log" (the reference's): at the centre cell only, log_code(point / s - anchor) / 4 with log_code(v) = v / e for
+  |v| < e, else sign(v) ln|v| (offsets in cells, not divided by the box size);
+  "box": at every cell the face owns for its box, with the same per-face weights (landmark_mask = box_weight),
+  (point - anchor) / (box width, height). The decoded peak is often a cell beside the centre, and an offset in
+  box units is the same task at every face size: the centre-cell log code left matched AFW faces at 0.3-0.45 of
+  the inter-ocular distance.
+Decoding: 3x3 max-pool peaks, top-K, boxes = anchor + (-l, -t, r, b) cells, points = exp_code(4 v) + anchor
+("log") or anchor + v x the decoded box's (width, height) ("box").
 """
 from __future__ import annotations
 
@@ -51,6 +57,11 @@ class CenterNetCodec:
     weight_sizes: tuple = (25.0, 300.0)  # face sides (px) where the positive weight starts rising / saturates
     max_weight: float = 10.0
     top_k: int = 256
+    landmark_code: str = "log"    # "log" (centre cell, the reference's) or "box" (owned cells, box units)
+
+    def __post_init__(self):
+        if self.landmark_code not in ("log", "box"):
+            raise ValueError(f"landmark_code must be 'log' or 'box', got {self.landmark_code!r}")
 
     @classmethod
     def fit(cls, num_points=None, train_points_norm=None, **args):
@@ -118,14 +129,25 @@ class CenterNetCodec:
 
         landmarks = tf.reshape(tf.cast(landmarks_px, tf.float32), [-1, 5, 2])
         marked = kept & tf.reduce_all(tf.math.is_finite(landmarks), axis=[1, 2])
-        offsets = log_code(landmarks / s - (cell[:, None, :] + 0.5)) / 4  # (M, 5, 2)
-        codes = tf.concat([offsets[..., 0], offsets[..., 1]], axis=1)  # (M, 10)
-        where = tf.cast(tf.boolean_mask(cell, marked)[:, ::-1], tf.int32)  # (row, col)
-        landmark_map = tf.scatter_nd(where, tf.boolean_mask(codes, marked), [h, w, 10])
-        landmark_mask = tf.scatter_nd(where, tf.ones([tf.shape(where)[0]]), [h, w])
+        if self.landmark_code == "box":
+            anchor = tf.stack([tf.broadcast_to(xs, [h, w]), tf.broadcast_to(ys, [h, w])], -1) * s  # (h, w, 2) px
+            scale = tf.maximum(size, 1.0)
+            padded = tf.concat([tf.where(marked[:, None, None], landmarks, 0.0), tf.zeros([1, 5, 2])], 0)
+            points = tf.gather(padded, owner)  # (h, w, 5, 2)
+            offsets = (points - anchor[:, :, None]) / tf.gather(tf.concat([scale, tf.ones([1, 2])], 0), owner)[
+                :, :, None]
+            landmark_mask = box_weight * tf.gather(tf.concat([tf.cast(marked, tf.float32), [0.0]], 0), owner)
+            landmark_map = tf.where(landmark_mask[..., None] > 0,
+                                    tf.concat([offsets[..., 0], offsets[..., 1]], axis=-1), 0.0)
+        else:
+            offsets = log_code(landmarks / s - (cell[:, None, :] + 0.5)) / 4  # (M, 5, 2)
+            codes = tf.concat([offsets[..., 0], offsets[..., 1]], axis=1)  # (M, 10)
+            where = tf.cast(tf.boolean_mask(cell, marked)[:, ::-1], tf.int32)  # (row, col)
+            landmark_map = tf.scatter_nd(where, tf.boolean_mask(codes, marked), [h, w, 10])
+            landmark_mask = tf.minimum(tf.scatter_nd(where, tf.ones([tf.shape(where)[0]]), [h, w]), 1.0)
         return {"heatmap": heatmap[..., None], "pos_weight": pos_weight[..., None], "keep": keep[..., None],
                 "box": box, "box_weight": box_weight[..., None], "landmarks": landmark_map,
-                "landmark_mask": tf.minimum(landmark_mask, 1.0)[..., None],
+                "landmark_mask": landmark_mask[..., None],
                 "num_faces": tf.reduce_sum(tf.cast(kept, tf.float32))}
 
     def decode_boxes(self, box):
@@ -151,5 +173,9 @@ class CenterNetCodec:
         anchor = tf.stack([cols + 0.5, rows + 0.5], axis=-1)  # (N, K, 2) cells
         s = float(self.stride)
         boxes = tf.concat([anchor - ltrb[..., :2], anchor + ltrb[..., 2:]], axis=-1) * s
-        points = (exp_code(4 * tf.stack([codes[..., :5], codes[..., 5:]], axis=-1)) + anchor[:, :, None]) * s
+        codes = tf.stack([codes[..., :5], codes[..., 5:]], axis=-1)  # (N, K, 5, 2)
+        if self.landmark_code == "box":
+            points = anchor[:, :, None] * s + codes * (boxes[..., None, 2:] - boxes[..., None, :2])
+        else:
+            points = (exp_code(4 * codes) + anchor[:, :, None]) * s
         return {"scores": scores, "boxes_xyxy": boxes, "landmarks_px": points}
