@@ -5,17 +5,18 @@ BlazeFace (from the mediapipe==0.10.21 wheel: pip install --no-deps -r requireme
         [--mtcnn-runs P_RUN R_RUN O_RUN] [--sizes 160 192 256 320 640] [--out runs/frontier]
 
 One row per point: BlazeFace short and full (score cut-off 0.05); our LiteRT MTCNN cascade with the `mtcnn`
-package's weights (and with --mtcnn-runs, weights trained here) at min_face 20, 40 and 80 (thresholds
-0.6/0.7/0.7); each DBFace run exported (TFLite float32 and int8) at every --sizes letterbox (score >= 0.05,
-NMS 0.4). Columns: AP@0.5 on the AFW photos (WIDER protocol, all 185), NME of the five points of matched AFW
-faces (inter-ocular; BlazeFace gives eyes and nose only), AP on the crowd validation photos (the WIDER subset's
-held-out split, ROOT/records/wider_val of benchmarks/dbface_accuracy.py), model bytes, and the latency of one
-whole detect() call on a 640x480 photo with 1 and with 2 LiteRT threads (a fresh process per cell, median of
---repeats runs after warm-up, score threshold 0.5). Prints the table and draws OUT/frontier.png: AFW AP against
-ms (log scale) with each family's frontier as a line. A second table gives each point's AFW recall (IoU 0.5,
-score >= 0.05: the most its AP curve reaches) by face size, as a share of the photo's long side: what bounds it.
-Results are kept in OUT/results.json: a rerun measures only the missing points (--fresh: all). Latency is only
-meaningful on an otherwise idle machine.
+package's weights (and with --mtcnn-runs, weights trained here) at min_face 20, 40 and 80 (thresholds 0.6/0.7/0.7);
+each DBFace run exported (TFLite float32 and int8) at every --sizes letterbox (score >= 0.05, NMS 0.4), and with
+--refiner each float32 point again with its five points from a five-point refiner
+(benchmarks/five_point_refiner.py) run on a crop of each box (its cost is in the time). Columns: AP@0.5 on the AFW
+photos (WIDER protocol, all 185), NME of the five points of matched AFW faces (inter-ocular; BlazeFace gives eyes
+and nose only), AP on the crowd validation photos (the WIDER subset's held-out split, ROOT/records/wider_val of
+benchmarks/dbface_accuracy.py), model bytes, and the latency of one whole detect() call on a 640x480 photo with 1
+and with 2 LiteRT threads (a fresh process per cell, median of --repeats runs after warm-up, score threshold 0.5).
+Prints the table and draws OUT/frontier.png: AFW AP against ms (log scale) with each family's frontier as a line. A
+second table gives each point's AFW recall (IoU 0.5, score >= 0.05: the most its AP curve reaches) by face size, as
+a share of the photo's long side: what bounds it. Results are kept in OUT/results.json: a rerun measures only the
+missing points (--fresh: all). Latency is only meaningful on an otherwise idle machine.
 """
 from __future__ import annotations
 
@@ -47,7 +48,12 @@ def make_detector(point: dict, threads: int | None, score: float):
         from facekit.infer.mtcnn import tflite_cascade
         return tflite_cascade(point["path"], threads, thresholds=MTCNN_THRESHOLDS, min_face=point["min_face"])
     from facekit.infer.detector import FaceDetector
-    return FaceDetector(point["path"], threads, score_threshold=score)
+    detector = FaceDetector(point["path"], threads, score_threshold=score)
+    if point.get("refiner"):
+        from facekit.infer.pipeline import FivePointRefiner
+        from facekit.infer.runtime import LandmarkPredictor
+        return FivePointRefiner(detector, LandmarkPredictor(point["refiner"], threads))
+    return detector
 
 
 def model_bytes(point: dict) -> int:
@@ -56,7 +62,7 @@ def model_bytes(point: dict) -> int:
         return os.path.getsize(baseline_model_path(point["model"]))
     if point["kind"] == "mtcnn":
         return sum(os.path.getsize(os.path.join(point["path"], f"mtcnn_{s}.tflite")) for s in ("pnet", "rnet", "onet"))
-    return os.path.getsize(point["path"])
+    return os.path.getsize(point["path"]) + (os.path.getsize(point["refiner"]) if point.get("refiner") else 0)
 
 
 def accuracy(point: dict, afw: list[dict], crowd: list[dict]) -> dict:
@@ -152,6 +158,10 @@ def detector_points(args, work: str) -> list[dict]:
             for fmt, marker in (("fp32", "o"), ("int8", "^")):
                 points.append({"family": model, "name": f"{model} {fmt} {size}", "kind": "dbface", "marker": marker,
                                "path": os.path.join(folder, f"{model}_{fmt}.tflite"), "size": size})
+            if args.refiner:  # same boxes, five points from the refiner: its NME and its cost
+                refiner = os.path.splitext(os.path.basename(args.refiner))[0]
+                points.append({**points[-2], "family": f"{model} + {refiner}", "marker": "D",
+                               "name": f"{model} fp32 {size} + {refiner}", "refiner": args.refiner})
     return points
 
 
@@ -212,7 +222,7 @@ def draw(rows: list[dict], path: str) -> None:
     ax.xaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
     ax.set_xlabel("ms per 640x480 photo, LiteRT, 1 thread (log scale)")
     ax.set_ylabel("AFW AP@0.5")
-    ax.set_title("Detection frontier: o float32, ^ int8, * BlazeFace, s MTCNN")
+    ax.set_title("Detection frontier: o float32, ^ int8, D float32 + five-point refiner, * BlazeFace, s MTCNN")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -223,6 +233,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dbface", nargs="*", help="DBFace training runs to export and measure")
     p.add_argument("--mtcnn-runs", nargs=3, metavar="RUN", help="P, R and O runs of an MTCNN trained here")
+    p.add_argument("--refiner", help="a five-point landmark .tflite (benchmarks/five_point_refiner.py): adds each "
+                   "DBFace float32 point with its five points refined (facekit.infer.pipeline.FivePointRefiner)")
     p.add_argument("--sizes", nargs="+", type=int, default=[160, 192, 256, 320, 640], help="DBFace letterboxes")
     p.add_argument("--afw-gt", default=os.path.join(AFW, "label.txt"))
     p.add_argument("--afw-images", default=os.path.join(AFW, "images"))

@@ -190,6 +190,20 @@ def test_real_ibug68_maps_back_to_annotations(subset, tmp_path):
     assert worst < 0.5 and worst < 1e-3  # exact up to float32 storage
 
 
+def test_five_point_conversion_keeps_the_crop_and_averages_the_eyes(synthetic_300wlp, tmp_path):
+    full = convert_dataset(synthetic_300wlp, str(tmp_path / "all"), ConvertSettings("300wlp"), progress=False)
+    five = convert_dataset(synthetic_300wlp, str(tmp_path / "five"), ConvertSettings("300wlp", points="five"),
+                           progress=False)
+    assert (full["scheme"], full["num_points"], five["scheme"], five["num_points"]) == ("ibug68", 68, "five", 5)
+    for a, b in zip(read_records(str(tmp_path / "all"), False), read_records(str(tmp_path / "five"), False)):
+        np.testing.assert_array_equal(a["box_xyxy"], b["box_xyxy"])  # cropped as the full markup frames the face
+        dense = a["points_norm"]
+        np.testing.assert_allclose(b["points_norm"][0], dense[36:42].mean(0), atol=1e-6)  # right eye's centre
+        np.testing.assert_allclose(b["points_norm"][2:], dense[[30, 48, 54]], atol=1e-6)  # nose tip, mouth corners
+    with pytest.raises(ValueError, match="points must be one of"):
+        ConvertSettings("300wlp", points="three")
+
+
 @requires_shared
 def test_real_aflw2000_maps_back_and_keeps_pose(tmp_path):
     src = SHARED_DATA / "aflw2000_sample"

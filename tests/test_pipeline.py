@@ -2,9 +2,10 @@
 import numpy as np
 import pytest
 
-from facekit.geometry import landmark_box_xyxy
+from facekit.geometry import landmark_box_xyxy, square_crop_box
 from facekit.infer.detections import Detections
-from facekit.infer.pipeline import FacePipeline, alignment_boxes
+from facekit.infer.pipeline import FacePipeline, FivePointRefiner, alignment_boxes
+from facekit.infer.runtime import LandmarkPredictor
 from facekit.landmarks import FIVE, IBUG68, extent_from_face_box, face_box_xyxy, five_from_ibug68
 
 TEMPLATE = np.array([[-15, -10], [15, -10], [0, 5], [-12, 20], [12, 20]], float)  # five points about a centre
@@ -39,7 +40,7 @@ class World:
         boxes = np.stack([face_box_xyxy(p, FIVE) for p in points])
         return Detections(boxes, np.full(len(points), 0.9), points)
 
-    def predict(self, image, boxes, color):
+    def predict_extents(self, image, boxes, color):
         """The true points of the face whose centre lies in the crop; garbage (the template at the crop's
         centre) when the crop has lost it."""
         out = []
@@ -129,7 +130,7 @@ def test_tracked_crops_do_not_feed_the_models_jaw_errors_back():
     class WideJaw:
         scheme = IBUG68
 
-        def predict(self, image, boxes, color):
+        def predict_extents(self, image, boxes, color):
             out = np.repeat(truth[None], len(boxes), axis=0)
             for points, box in zip(out, boxes):
                 centre_x = (box[0] + box[2]) / 2
@@ -148,3 +149,37 @@ def test_tracked_crops_do_not_feed_the_models_jaw_errors_back():
     first = alignment_boxes(model.detect(None, color="rgb"))[0]
     np.testing.assert_allclose(crop, first, atol=1e-6)
     assert landmark_box_xyxy(pipeline.tracks[0].points)[2] - landmark_box_xyxy(truth)[2] > 10  # the jaw is wide
+
+
+class CornerModel(LandmarkPredictor):
+    """A LandmarkPredictor whose network answers its crop's corners (top-left, bottom-right, then the centre), so
+    the points show where the crop was taken; no TFLite file."""
+
+    def __init__(self, scheme, margin=0.2):
+        self.scheme, self.size, self.info = scheme, 16, {"margin": margin}
+        self.crop_scale = scheme.face_scale * (1 + 2 * margin)
+        corners = np.array([[0, 0], [16, 16]] + [[8, 8]] * (scheme.num_points - 2), float)
+        self.model = lambda batch: np.repeat(corners[None], len(batch), axis=0)
+
+
+def test_the_refiner_crops_a_detected_box_as_the_converter_crops_its_face():
+    dense = np.random.default_rng(1).uniform(100, 220, (68, 2))
+    box = face_box_xyxy(dense, IBUG68)  # the detector's box of this face (AFW's rule)
+    detector = World(np.zeros((1, 1, 2)))
+    detector.detect = lambda image, color: Detections(box[None], np.array([0.8]), np.full((1, 5, 2), 7.0))
+    refined = FivePointRefiner(detector, CornerModel(FIVE)).detect(np.zeros((300, 300, 3), np.uint8), color="rgb")
+    converter_crop = square_crop_box(landmark_box_xyxy(dense), IBUG68.face_scale * 1.4)  # --points five's crop
+    np.testing.assert_allclose(refined.landmarks_px[0, :2].reshape(-1), converter_crop, atol=1e-4)
+    np.testing.assert_array_equal(refined.boxes_xyxy, box[None])
+    assert refined.scores.tolist() == [np.float32(0.8)] and refined.landmarks_px.shape == (1, 5, 2)
+    for scheme in (IBUG68, FIVE):  # every scheme's model crops an extent alike
+        extent = landmark_box_xyxy(dense)
+        np.testing.assert_allclose(CornerModel(scheme).predict_extents(np.zeros((300, 300, 3), np.uint8), extent,
+                                                                        color="rgb")[0, :2].reshape(-1),
+                                   converter_crop, atol=1e-4)
+    dense_model = FivePointRefiner(detector, CornerModel(IBUG68)).detect(np.zeros((300, 300, 3), np.uint8), color="rgb")
+    assert dense_model.landmarks_px.shape == (1, 5, 2)  # a 68-point refiner's five points are derived
+    centre = (converter_crop[:2] + converter_crop[2:]) / 2
+    np.testing.assert_allclose(dense_model.landmarks_px[0, 2], centre, atol=1e-4)  # point 30, the crop's centre
+    detector.detect = lambda image, color: Detections(np.zeros((0, 4)), np.zeros(0), np.zeros((0, 5, 2)))
+    assert len(FivePointRefiner(detector, CornerModel(FIVE)).detect(np.zeros((9, 9, 3), np.uint8), color="rgb")) == 0

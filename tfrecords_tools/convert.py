@@ -24,6 +24,7 @@ from facekit.detection.convert import DETECTION_FORMATS, DetectionSettings
 from facekit.records.convert import (
     BOX_SOURCES,
     OUTSIDE_POLICIES,
+    POINT_SETS,
     RUNNERS,
     ConvertSettings,
     convert_dataset,
@@ -58,6 +59,9 @@ def parse_args(argv):
     p.add_argument("--shard-size", type=int, default=1000, help="samples per shard (default 1000)")
     p.add_argument("--box-source", choices=BOX_SOURCES, default="landmarks",
                    help="crop around the landmarks or the annotated face box (WFLW)")
+    p.add_argument("--points", choices=POINT_SETS, default="all",
+                   help="landmarks: all of the format's points, or five (eye centres, nose tip, mouth corners) "
+                   "for five-point models trained on 68-point sources")
     p.add_argument("--outside", choices=OUTSIDE_POLICIES,
                    help="faces with landmarks outside the photo: skip, or keep them (points keep their crop "
                    "coordinates; the crop pads with zeros). Default: keep for 300wlp and aflw2000, else skip")
@@ -103,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
             ConvertSettings(
                 format=args.format, image_size=args.image_size, margin=args.margin, box_source=args.box_source,
                 shard_size=args.shard_size, jpeg_quality=args.jpeg_quality, reduced_decode=not args.full_decode,
-                outside=args.outside,
+                outside=args.outside, points=args.points,
                 reader=ReaderOptions(landmarks_source=args.landmarks_source,
                                      exclude_300w_test=args.exclude_300w_test, annotations=args.annotations))
         if args.repair:

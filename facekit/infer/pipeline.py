@@ -63,6 +63,25 @@ def tracking_boxes(points: np.ndarray, scheme) -> np.ndarray:
     return np.stack([five_point_extent(five_points(p, scheme)) for p in points])
 
 
+class FivePointRefiner:
+    """A detector whose five points come from a landmark model (a LandmarkPredictor: five points, or a dense scheme
+    whose five points are derived) run on a crop of each detected box: detect(image, color=...) -> Detections,
+    boxes and scores unchanged. The crop comes from the box (its landmark extent), not from the detector's own
+    five points, so coarse points do not move it."""
+
+    def __init__(self, detector, refiner):
+        self.detector, self.refiner = detector, refiner
+
+    def detect(self, image: np.ndarray, *, color: str) -> Detections:
+        found = self.detector.detect(image, color=color)
+        boxes = np.asarray(found.boxes_xyxy, np.float64).reshape(-1, 4)
+        if not len(boxes):
+            return found
+        points = self.refiner.predict_extents(image, np.stack([extent_from_face_box(b) for b in boxes]), color=color)
+        five = np.stack([five_points(p, self.refiner.scheme) for p in points])
+        return Detections(found.boxes_xyxy, found.scores, five.astype(np.float32))
+
+
 class _Track:
     def __init__(self, score: float, smoother: OneEuroFilter):
         self.score, self.smoother, self.points = score, smoother, None
@@ -96,7 +115,7 @@ class FacePipeline:
     def _align(self, image, found: Detections, color: str) -> tuple[np.ndarray, np.ndarray]:
         """(extents (F, 4), landmarks (F, K, 2)) of detected faces, cropped on their five points' extent."""
         extents = alignment_boxes(found)
-        return extents, self.landmarks.predict(image, extents, color=color)
+        return extents, self.landmarks.predict_extents(image, extents, color=color)
 
     def _detect(self, image, color) -> Detections:
         self.detector_runs += 1
@@ -116,7 +135,7 @@ class FacePipeline:
         detected = not self.tracks or self.since_detection + 1 >= self.redetect_every
         if not detected:
             extents = tracking_boxes(np.stack([track.points for track in self.tracks]), self.landmarks.scheme)
-            points = self.landmarks.predict(frame, extents, color=color)
+            points = self.landmarks.predict_extents(frame, extents, color=color)
             moved = tracking_boxes(points, self.landmarks.scheme)
             overlap = np.array([box_iou(a[None], b[None])[0, 0] for a, b in zip(extents, moved)])
             detected = bool((overlap < self.min_overlap).any())

@@ -100,6 +100,15 @@ class LandmarkPredictor:
         points_crop = self.model(batch)
         return np.stack([crop_norm_to_points(p / self.size, c) for p, c in zip(points_crop, crops)])
 
+    def predict_extents(self, image: np.ndarray, extents_xyxy, color: str = "bgr") -> np.ndarray:
+        """predict() from dense landmark extents (F, 4), the extent a detector's face box stands for
+        (facekit.landmarks.extent_from_face_box), whatever the model's scheme: a five-point model's crop frames
+        the face as the converter framed it, its own points' box times the scheme's face_scale."""
+        extents = np.asarray(extents_xyxy, np.float64).reshape(-1, 4)
+        centre, half = (extents[:, :2] + extents[:, 2:]) / 2, (extents[:, 2:] - extents[:, :2]) / 2
+        half = half / self.scheme.face_scale
+        return self.predict(image, np.concatenate([centre - half, centre + half], axis=1), color=color)
+
     @staticmethod
     def box_from_points(points_px: np.ndarray) -> np.ndarray:
         """The face box to use on the next video frame: the landmarks' bounding box (4,)."""

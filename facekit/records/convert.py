@@ -27,6 +27,7 @@ from facekit.geometry import (
     points_to_crop_norm,
     square_crop_box,
 )
+from facekit.landmarks import FIVE, LandmarkScheme, five_points
 from facekit.pose import estimate_pose
 from facekit.records import schema, shards
 from facekit.records.datasets import DatasetFormat, ReaderOptions, Sample, SampleError, get_format
@@ -36,6 +37,7 @@ from facekit.records.verify import verify_folder
 PARTIAL_STATE = "conversion.partial.json"
 RUNNERS = ("local", "beam")
 BOX_SOURCES = ("landmarks", "annotation")
+POINT_SETS = ("all", "five")
 OUTSIDE_POLICIES = ("skip", "keep")
 
 
@@ -54,6 +56,9 @@ class ConvertSettings:
     # faces with landmarks outside the photo: skip them, or keep them (the crop pads with zeros, the points keep
     # their crop coordinates); None: keep for formats whose points may leave the image (300W-LP, AFLW2000-3D)
     outside: str | None = None
+    # all: the format's own scheme; five: its five points (eye centres, nose tip, mouth corners; facekit.landmarks
+    # five_points), so five-point models train on 68-point sources, cropped as the full markup frames the face
+    points: str = "all"
 
     def __post_init__(self):
         fmt = get_format(self.format)
@@ -69,6 +74,13 @@ class ConvertSettings:
             raise ValueError(f"box source {self.box_source!r} is not one of {BOX_SOURCES}")
         if self.shard_size < 1:
             raise ValueError(f"shard size must be positive, got {self.shard_size}")
+        if self.points not in POINT_SETS:
+            raise ValueError(f"points must be one of {POINT_SETS}, got {self.points!r}")
+
+    @property
+    def scheme(self) -> LandmarkScheme:
+        """The scheme of the records written: the format's, or FIVE with points='five'."""
+        return FIVE if self.points == "five" else get_format(self.format).scheme
 
     # The job interface convert_dataset drives (facekit.detection.convert.DetectionSettings has the same).
     def list_items(self, input_dir: str) -> list:
@@ -87,9 +99,8 @@ class ConvertSettings:
         return {"points_outside_image": sum(points_outside_image(record) for _, record in converted)}
 
     def manifest_fields(self, shards: list[dict]) -> dict:
-        fmt = get_format(self.format)
-        return {"task": "landmarks", "format": fmt.name, "scheme": fmt.scheme.name,
-                "num_points": fmt.scheme.num_points, "image_size": self.image_size, "margin": self.margin,
+        return {"task": "landmarks", "format": self.format, "scheme": self.scheme.name,
+                "num_points": self.scheme.num_points, "image_size": self.image_size, "margin": self.margin,
                 "outside": self.outside,
                 "faces_with_points_outside_image": sum(s.get("points_outside_image", 0) for s in shards)}
 
@@ -207,9 +218,10 @@ def prepare_record(fmt: DatasetFormat, input_dir: str, item, settings: ConvertSe
         pose, estimated = sample.pose_rad, False
     if not np.isfinite(pose).all():
         raise SampleError(f"{sample.image_path}: pose is not finite ({pose})")
+    points = five_points(sample.points_px, fmt.scheme) if settings.points == "five" else sample.points_px
     return schema.CropRecord(
         source_id=sample.source_id, jpeg=jpeg.tobytes(), source_hw=tuple(int(v) for v in size_hw),
-        points_norm=points_to_crop_norm(sample.points_px, box), box_xyxy=box, pose_rad=np.asarray(pose),
+        points_norm=points_to_crop_norm(points, box), box_xyxy=box, pose_rad=np.asarray(pose),
         pose_estimated=estimated,
         attributes=sample.attributes or (-1,) * schema.NUM_ATTRIBUTES)
 
