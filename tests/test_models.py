@@ -16,7 +16,8 @@ from models.backbones import make_divisible
 
 CONFIGS = os.path.join(os.path.dirname(__file__), "..", "training", "configs")
 PARAMS = {"senet": 1_045_600, "senet_small": 283_508, "pfld": 1_237_192, "pfld_025": 325_000, "pipnet": 3_205_628}
-EXPECTED_OUTPUTS = {"senet": {"landmarks": (136,)}, "senet_small": {"landmarks": (136,)}, "pfld": {"landmarks": (136,)}, "pfld_025": {"landmarks": (136,)},
+EXPECTED_OUTPUTS = {"senet": {"landmarks": (136,)}, "senet_small": {"landmarks": (136,)},
+                    "pfld": {"landmarks": (136,)}, "pfld_025": {"landmarks": (136,)},
                     "pipnet": {"score": (8, 8, 68), "offset_x": (8, 8, 68), "offset_y": (8, 8, 68),
                                "neighbor_x": (8, 8, 680), "neighbor_y": (8, 8, 680)}}
 
