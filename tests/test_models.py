@@ -117,3 +117,14 @@ def test_pipnet_mobilenetv2_backbone_and_bad_input_size():
     assert tuple(model.output["neighbor_x"].shape[1:]) == (4, 4, 272)
     with pytest.raises(ValueError, match="multiple of the stride"):
         get_spec("pipnet").build(68, input_size=100)
+
+
+def test_train_help_names_every_registered_model(capsys):
+    from facekit.registry import REGISTRY
+    from training import train
+
+    with pytest.raises(SystemExit):
+        train.parse_args(["--help"])
+    named = set(" ".join(capsys.readouterr().out.split()).split("registered model: ")[-1].split(" --data")[0]
+                .replace(",", " ").split())
+    assert named == set(REGISTRY)

@@ -29,8 +29,8 @@ SYNTHETIC_SETTINGS = ["schedule.warmup_steps=20", "augment.rotation_deg=10", "au
 
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", required=True, help="registered model: senet, pfld, pfld_025, pipnet, dbface, "
-                   "dbface_small, mtcnn_pnet, mtcnn_rnet, mtcnn_onet")
+    p.add_argument("--model", required=True, help="registered model: senet, senet_small, pfld, pfld_025, pipnet, "
+                   "dbface, dbface_small, dbface_nano, mtcnn_pnet, mtcnn_rnet, mtcnn_onet")
     p.add_argument("--data", nargs="+", help="converted training record folder(s) (default: synthetic)")
     p.add_argument("--val-data", nargs="+", help="validation record folder(s) (default: synthetic)")
     p.add_argument("--out", help="run directory (default: runs/MODEL); rerunning resumes it")
