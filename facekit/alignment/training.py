@@ -118,7 +118,7 @@ class TrainingSetup:
     codec: object
     train_ds: object  # tf.data.Dataset of (images (B, S, S, 3) float32, targets)
     input_size: int
-    steps: int  # steps per epoch: one pass over the training records
+    steps: int  # steps per epoch: train.steps_per_epoch, else one pass over the training records
 
 
 def training_setup(spec: ModelSpec, config: Config, train_dirs: list[str], codec=None) -> TrainingSetup:
@@ -134,7 +134,7 @@ def training_setup(spec: ModelSpec, config: Config, train_dirs: list[str], codec
     if "score" in network.output and network.output["score"].shape[1] != codec.grid:
         raise ValueError(f"codec grid {codec.grid} does not match the model's {network.output['score'].shape[1]}x"
                          f"{network.output['score'].shape[1]} output at input {input_size}; set codec_args.grid")
-    steps = max(1, data.count_records(train_dirs) // config.data.batch_size)
+    steps = config.train.steps_per_epoch or max(1, data.count_records(train_dirs) // config.data.batch_size)
     extra = pfld_targets(annotations, config.loss.balance_cap) if config.loss.name == "pfld" else None
     train_ds = data.training_dataset(train_dirs, input_size, codec, config.data, config.augment,
                                      config.train.seed, extra)
