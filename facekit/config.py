@@ -21,6 +21,8 @@ class DataConfig:
     parallel_reads: int = 4
     image_size: int = 256         # detection: side of the square training canvas (a multiple of 32)
     folder_weights: tuple = ()    # detection: sampling weight per --data folder (default: equal)
+    yaw_bins: tuple = ()          # landmarks: |yaw| bin edges in degrees, e.g. [30, 60]; samples are then drawn
+    yaw_weights: tuple = ()       # from the bins in these proportions (default: equal), not as the data holds them
     pipeline_threads: int | None = None  # landmark tf.data's own thread pool; 0: TF's shared pool; None: chosen
     # from the machine (facekit.alignment.data.input_threads): 1 on a CPU-only machine with <= 2 cores, where the
     # pipeline stops competing with the train step's threads (loop/step 0.78-0.88 -> 0.91-1.09, train_throughput),

@@ -74,9 +74,12 @@ def augmented_crops(record_dirs: list[str], input_size: int, data: DataConfig, a
     scheme = record_scheme(record_dirs)
     permutation = tf.constant(scheme.flip_permutation, tf.int32)
     ds = read_crops(record_dirs, input_size, data.parallel_reads)
-    if data.cache:
-        ds = ds.cache()
-    ds = ds.shuffle(min(data.shuffle_buffer, count_records(record_dirs)), seed=seed).repeat()
+    if data.yaw_bins:
+        ds = yaw_balanced(ds, record_dirs, data, seed)
+    else:
+        if data.cache:
+            ds = ds.cache()
+        ds = ds.shuffle(min(data.shuffle_buffer, count_records(record_dirs)), seed=seed).repeat()
     ds = tf.data.Dataset.zip(ds, tf.data.Dataset.random(seed=seed).batch(2))
 
     def apply(example, element_seed):
@@ -86,6 +89,39 @@ def augmented_crops(record_dirs: list[str], input_size: int, data: DataConfig, a
                 "pose_rad_source": example["pose_rad"]}
 
     return ds.map(apply, num_parallel_calls=AUTOTUNE, deterministic=True)
+
+
+def yaw_bin_counts(yaw_rad: np.ndarray, edges_deg) -> np.ndarray:
+    """Samples per |yaw| bin: (len(edges) + 1,) for edges in degrees (bin i holds edges[i-1] <= |yaw| < edges[i])."""
+    return np.bincount(np.searchsorted(np.asarray(edges_deg, float), np.abs(np.degrees(yaw_rad)), side="right"),
+                       minlength=len(edges_deg) + 1)
+
+
+def yaw_balanced(ds, record_dirs: list[str], data: DataConfig, seed: int):
+    """Infinite samples drawn from the |yaw| bins of data.yaw_bins in the proportions of data.yaw_weights, each bin
+    cached, shuffled and repeated on its own: profiled views of mostly frontal faces would otherwise be drawn as
+    often as the data holds them. Empty bins are left out; ValueError when every weighted bin is empty."""
+    edges = [float(e) for e in data.yaw_bins]
+    weights = [float(w) for w in data.yaw_weights] or [1.0] * (len(edges) + 1)
+    if len(weights) != len(edges) + 1 or edges != sorted(edges) or min(weights) < 0:
+        raise ValueError(f"data.yaw_bins {list(data.yaw_bins)} needs ascending edges and data.yaw_weights one "
+                         f"non-negative weight per bin ({len(edges) + 1}), got {list(data.yaw_weights)}")
+    counts = yaw_bin_counts(read_annotations(record_dirs)["pose_rad"][:, 1], edges)
+    edges_rad = tf.constant(np.radians(edges), tf.float32)
+    parts, kept = [], []
+    for index, (count, weight) in enumerate(zip(counts, weights)):
+        if count == 0 or weight == 0:
+            continue
+        part = ds.filter(lambda example, i=index: tf.reduce_sum(
+            tf.cast(tf.abs(example["pose_rad"][1]) >= edges_rad, tf.int32)) == i)
+        if data.cache:
+            part = part.cache()
+        parts.append(part.shuffle(min(data.shuffle_buffer, int(count)), seed=seed + index).repeat())
+        kept.append(weight)
+    if not parts:
+        raise ValueError(f"{record_dirs}: no samples in any weighted yaw bin (counts {counts.tolist()} for edges "
+                         f"{edges}, weights {weights})")
+    return tf.data.Dataset.sample_from_datasets(parts, [w / sum(kept) for w in kept], seed=seed)
 
 
 def training_dataset(record_dirs: list[str], input_size: int, codec, data: DataConfig, augment_config: AugmentConfig,
