@@ -84,6 +84,21 @@ def test_all_formats_on_a_trained_run_within_bars(trained_run, tmp_path):
     sizes = {f: a["bytes"] for f, a in report["artifacts"].items()}
     assert sizes["tflite_int8"] < sizes["tflite_fp16"] < sizes["tflite_fp32"]
     assert json.load(open(tmp_path / "export" / "report.json"))["parity_ok"] is True
+    sidecar = json.load(open(tmp_path / "export" / "senet_fp32.json"))
+    assert sidecar["jaw_convention"] == "visible outline"  # synthetic 300W-LP, pt2d
+
+
+def test_jaw_convention_follows_the_records_source():
+    from facekit.records.manifest import jaw_convention
+
+    def manifest(fmt, source="pt2d", points="all", scheme="ibug68"):
+        return {"format": fmt, "scheme": scheme,
+                "fingerprint": {"settings": {"points": points, "reader": {"landmarks_source": source}}}}
+
+    assert [jaw_convention(manifest(*args)) for args in (
+        ("ibug68",), ("300wlp",), ("300wlp", "pts_2d"), ("300wlp", "pts_3d"), ("aflw2000",),
+        ("ibug68", "pt2d", "five"), ("mtfl", "pt2d", "all", "five"))] == [
+        "visible outline", "visible outline", "visible outline", "3D keypoints", "3D keypoints", "none", "none"]
 
 
 def test_unsupported_op_fails_at_conversion_with_its_name(tmp_path):

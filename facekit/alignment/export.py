@@ -17,6 +17,7 @@ from facekit.alignment.metrics import nme_per_sample
 from facekit.export import artifact_bytes, convert_tflite, finish_report, rebuild_float32, write_atomic
 from facekit.files import read_json, write_json
 from facekit.records import schema
+from facekit.records.manifest import jaw_convention
 
 FORMATS = ("saved_model", "tflite_fp32", "tflite_fp16", "tflite_int8")
 
@@ -121,6 +122,7 @@ def write_sidecar(tflite_path: str, model: str, size: int, num_points: int, trai
     """MODEL.json beside MODEL.tflite: what the runtime needs to crop faces like the converter did."""
     manifest = schema.load_manifest(train_dir)
     sidecar = {"model": model, "input_size": size, "num_points": num_points, "scheme": manifest["scheme"],
-               "margin": manifest["margin"], "input": "uint8 RGB crop (1 or N, S, S, 3)",
+               "margin": manifest["margin"], "jaw_convention": jaw_convention(manifest),
+               "input": "uint8 RGB crop (1 or N, S, S, 3)",
                "output": "landmarks (N, K, 2) in crop pixels"}
     write_json(os.path.splitext(tflite_path)[0] + ".json", sidecar)

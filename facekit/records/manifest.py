@@ -37,3 +37,16 @@ def load_manifest(record_dir: str, task: str | None = None) -> dict:
 def stray_shards(record_dir: str) -> list[str]:
     """Shard or temporary files in the folder (used to refuse mixing two conversions in one folder)."""
     return sorted(glob.glob(os.path.join(record_dir, "*.tfrecord*")))
+
+
+def jaw_convention(manifest: dict) -> str:
+    """Where the jaw points of a turned face lie in these records, and so what a model trained on them predicts:
+    "visible outline" (the face's edge on the side turned away: 300W's hand markup, 300W-LP's pt2d and pts_2d,
+    WFLW) or "3D keypoints" (the jaw on the face surface, behind the cheek at large yaw: AFLW2000-3D, 300W-LP's
+    pts_3d); "none" for point sets without a jaw (five points)."""
+    settings = manifest.get("fingerprint", {}).get("settings", {})
+    if manifest.get("scheme") == "five" or settings.get("points") == "five":
+        return "none"
+    if manifest.get("format") == "aflw2000" or settings.get("reader", {}).get("landmarks_source") == "pts_3d":
+        return "3D keypoints"
+    return "visible outline"
