@@ -140,3 +140,42 @@ def test_pfld_trains_with_its_pose_weighted_balanced_loss(synthetic_splits, tmp_
                        "loss.scale=64", "data.batch_size=16", "schedule.warmup_steps=0", "schedule.lr=0.003"]) == 0
     loss = json.load(open(os.path.join(run, "metrics.json")))["history"]["loss"]
     assert len(loss) == 3 and np.all(np.isfinite(loss)) and loss[-1] < loss[0]
+
+
+def test_yaw_bins_draw_samples_in_the_asked_proportions(synthetic_splits):
+    """data.yaw_bins / yaw_weights: 3 of 4 draws from the large-yaw bin, where the data holds 3 in 10 there."""
+    import dataclasses
+
+    from facekit.alignment.data import augmented_crops, read_annotations, yaw_bin_counts
+    from facekit.config import AugmentConfig, DataConfig
+
+    yaw = np.abs(np.degrees(read_annotations([synthetic_splits[0]])["pose_rad"][:, 1]))
+    edge = float(np.percentile(yaw, 70))
+    assert yaw_bin_counts(np.radians(yaw), [edge]).tolist() == [np.sum(yaw < edge), np.sum(yaw >= edge)]
+    still = AugmentConfig(flip=False, rotation_deg=0, scale=(1, 1), translate=0, color_jitter=False, grey=0,
+                          blur=0, occlusion=0)
+
+    def large_fraction(data):
+        draws = augmented_crops([synthetic_splits[0]], 32, data, still, seed=3).take(800)
+        return np.mean([abs(np.degrees(s["pose_rad_source"][1])) >= edge for s in draws.as_numpy_iterator()])
+
+    assert large_fraction(DataConfig()) == pytest.approx(0.3, abs=0.06)
+    assert large_fraction(DataConfig(yaw_bins=(edge,), yaw_weights=(1, 3))) == pytest.approx(0.75, abs=0.05)
+    assert large_fraction(DataConfig(yaw_bins=(edge, 1000.0), yaw_weights=(0, 1, 5))) == 1.0  # empty bin left out
+    for bad in ((1, 2, 3), (1, -1)):
+        with pytest.raises(ValueError, match="yaw_weights"):
+            augmented_crops([synthetic_splits[0]], 32, dataclasses.replace(DataConfig(), yaw_bins=(edge,),
+                                                                          yaw_weights=bad), still, seed=0)
+
+
+def test_landmark_steps_per_epoch_follow_the_config(synthetic_splits, tmp_path):
+    """train.steps_per_epoch sets a landmark run's epoch length (it was ignored: one pass over the records)."""
+    import models  # noqa: F401
+    from facekit.alignment.data import count_records
+    from facekit.alignment.training import training_setup
+    from facekit.registry import get_spec
+
+    path = write_yaml(tmp_path / "c.yaml", {"model": "senet"})
+    steps = [training_setup(get_spec("senet"), load_config(path, [*SMALL_SENET, *extra]), [synthetic_splits[0]]).steps
+             for extra in ([], ["train.steps_per_epoch=3"])]
+    assert steps == [count_records([synthetic_splits[0]]) // 16, 3]
