@@ -33,19 +33,30 @@ def convert(name, source, out, split_list=None):
     return out
 
 
+def helen_split_names(val_count: int = 100) -> tuple[list[str], list[str]]:
+    """The seeded choice of HELEN-train faces held out for validation: (val names, fit names), in that order."""
+    names = sorted(f[:-4] for f in os.listdir(os.path.join(IBUG, "helen_train")) if f.endswith(".pts"))
+    random.Random(0).shuffle(names)
+    return names[:val_count], names[val_count:]
+
+
+def write_helen_split(data: str, val_count: int = 100) -> tuple[str, str]:
+    """Writes data/helen_val.txt and data/helen_fit.txt (helen_split_names, sorted) and returns their paths."""
+    paths = []
+    for split, chosen in zip(("val", "fit"), helen_split_names(val_count)):
+        paths.append(os.path.join(data, f"helen_{split}.txt"))
+        with open(paths[-1], "w") as f:
+            f.write("\n".join(sorted(chosen)) + "\n")
+    return paths[0], paths[1]
+
+
 def prepare_data(work: str, val_count: int = 100) -> dict:
     data = os.path.join(work, "data")
     os.makedirs(data, exist_ok=True)
-    names = sorted(f[:-4] for f in os.listdir(os.path.join(IBUG, "helen_train")) if f.endswith(".pts"))
-    random.Random(0).shuffle(names)
-    for split, chosen in (("val", names[:val_count]), ("fit", names[val_count:])):
-        with open(os.path.join(data, f"helen_{split}.txt"), "w") as f:
-            f.write("\n".join(sorted(chosen)) + "\n")
-    return {"fit": [convert("fit", os.path.join(IBUG, "helen_train"), os.path.join(data, "helen_fit"),
-                            os.path.join(data, "helen_fit.txt")),
+    val_list, fit_list = write_helen_split(data, val_count)
+    return {"fit": [convert("fit", os.path.join(IBUG, "helen_train"), os.path.join(data, "helen_fit"), fit_list),
                     convert("afw", os.path.join(IBUG, "afw"), os.path.join(data, "afw"))],
-            "val": [convert("val", os.path.join(IBUG, "helen_train"), os.path.join(data, "helen_val"),
-                            os.path.join(data, "helen_val.txt"))],
+            "val": [convert("val", os.path.join(IBUG, "helen_train"), os.path.join(data, "helen_val"), val_list)],
             "test": [convert("test", os.path.join(IBUG, "helen_test"), os.path.join(data, "helen_test"))]}
 
 

@@ -35,6 +35,14 @@ def test_every_registered_model_is_covered():
     assert set(names_for_task("landmarks")) == set(PARAMS)
 
 
+def test_every_config_file_loads_and_names_a_registered_model():
+    """Recipes beside the models' own configs (senet_profiled.yaml) are checked like them: no unknown key."""
+    files = sorted(f for f in os.listdir(CONFIGS) if f.endswith(".yaml"))
+    assert "senet_profiled.yaml" in files
+    for name in files:
+        get_spec(load_config(os.path.join(CONFIGS, name)).model)
+
+
 def test_make_divisible():
     assert [make_divisible(v) for v in (16, 4, 60, 0.25 * 128, 10)] == [16, 8, 64, 32, 16]
 
