@@ -183,3 +183,39 @@ def test_the_refiner_crops_a_detected_box_as_the_converter_crops_its_face():
     np.testing.assert_allclose(dense_model.landmarks_px[0, 2], centre, atol=1e-4)  # point 30, the crop's centre
     detector.detect = lambda image, color: Detections(np.zeros((0, 4)), np.zeros(0), np.zeros((0, 5, 2)))
     assert len(FivePointRefiner(detector, CornerModel(FIVE)).detect(np.zeros((9, 9, 3), np.uint8), color="rgb")) == 0
+
+
+def test_the_benchmark_clips_carry_their_true_points_with_the_faces():
+    """benchmarks/pipeline_speed.py: each drawn face's true points land on the marks painted at its annotated
+    points, through rotation, zoom and the pasted second face."""
+    from benchmarks.pipeline_speed import face_motion, make_clip
+
+    rng, colours = np.random.default_rng(1), ((0, 0, 255), (255, 0, 0))
+    faces = []
+    for colour in colours:
+        photo = np.full((400, 400, 3), 128, np.uint8)
+        points = np.concatenate([rng.uniform(120, 280, (66, 2)), [[200, 120], [200, 280]]])  # 160 px tall
+        for x, y in points:
+            photo[int(round(y)) - 3:int(round(y)) + 4, int(round(x)) - 3:int(round(x)) + 4] = colour
+        faces.append(("marked", photo, points))
+    for clip in ("drift", "motion"):
+        frames, truths = make_clip(clip, 40, faces)
+        assert len(truths[0]) == len(face_motion(clip, 0))
+        for k in (0, 13, 39):
+            for colour, truth in zip(colours, truths[k]):
+                inside = (truth >= 0).all(axis=1) & (truth < [640, 480]).all(axis=1)
+                pixels = frames[k][np.round(truth[inside, 1]).astype(int), np.round(truth[inside, 0]).astype(int)]
+                assert inside.sum() > 60 and np.mean(np.abs(pixels.astype(int) - colour).max(axis=1) < 60) > 0.9
+
+
+def test_the_benchmark_agreement_counts_gaps_and_truth_by_hand():
+    from benchmarks.pipeline_speed import agreement
+
+    truth = np.zeros((68, 2))
+    frames_truth = [[truth], [truth], [truth]]
+    base = [[truth + 1], [truth], [None]]           # detect every frame: off by (1, 1), exact, missed
+    mine = [[truth + [1, 4]], [None], [truth + 3]]  # gap 3 px; missed; found where the base missed
+    a = agreement(mine, base, frames_truth)
+    assert a["gap_frames"] == 1 and a["gap_median"] == pytest.approx(3.0) and a["within_2px"] == 0
+    assert a["found"] == 2 and a["face_frames"] == 3
+    assert a["truth_px"] == pytest.approx((np.hypot(1, 4) + np.hypot(3, 3)) / 2)
