@@ -260,10 +260,12 @@ EASY = ["augment.mosaic=0.0", "augment.rotation_p=0.0", "augment.face_size=[24, 
 
 @pytest.fixture(scope="module")
 def trained_detector_run(synthetic_scene_records, tmp_path_factory):
-    """dbface_small after 160 steps on 128 x 128 canvases of the synthetic scenes (whole scenes, no rotation):
-    validation AP 0.16-0.33 over runs (threads make it vary) where the first epoch reads under 0.1, shared by the
-    learning, export and runtime tests so that their AP comparisons and found faces are real."""
-    return train_run(synthetic_scene_records, str(tmp_path_factory.mktemp("runs") / "trained"), 4, 40, *EASY)
+    """dbface_small after 300 steps on 128 x 128 canvases of the synthetic scenes (whole scenes, no rotation),
+    shared by the learning, export and runtime tests so that their AP comparisons and found faces are real. The
+    run is repeatable for a seed; over seeds 0, 1, 2 best validation AP read 0.56, 0.61, 0.65 (first epoch 0.01-0.04)
+    and 59-71% of faces were found at score 0.3. 160 steps were too few: AP 0.11-0.38 over seeds, and at score
+    0.3 seed 0 found 6% of the faces."""
+    return train_run(synthetic_scene_records, str(tmp_path_factory.mktemp("runs") / "trained"), 6, 50, *EASY)
 
 
 def test_dbface_learns_on_synthetic_scenes(trained_detector_run, synthetic_scene_records):
@@ -274,13 +276,13 @@ def test_dbface_learns_on_synthetic_scenes(trained_detector_run, synthetic_scene
     metrics = json.load(open(os.path.join(trained_detector_run, "metrics.json")))
     history = metrics["history"]
     assert history["loss"][-1] < 0.6 * history["loss"][0], history["loss"]
-    assert metrics["best_val_ap"] > 0.1 and metrics["best_val_ap"] > 2 * history["val_ap"][0], history["val_ap"]
+    assert metrics["best_val_ap"] > 0.3 and metrics["best_val_ap"] > 2 * history["val_ap"][0], history["val_ap"]
     network, codec, _, _ = rebuild_float32(trained_detector_run)
     scenes = evaluation_scenes([synthetic_scene_records[1]])
     found = detect_scenes(peaks_function(network, codec), scenes, 256, 0.3)
     hits = np.concatenate([box_iou(s["boxes_xyxy"], d.boxes_xyxy).max(axis=1) >= 0.5 if len(d) else
                            np.zeros(len(s["boxes_xyxy"]), bool) for s, d in zip(scenes, found)])
-    assert hits.mean() > 0.15, hits.mean()  # faces found at IoU 0.5 and score 0.3
+    assert hits.mean() > 0.35, hits.mean()  # faces found at IoU 0.5 and score 0.3
 
 
 def test_tflite_export_matches_keras_and_the_runtime_finds_the_faces(trained_detector_run, synthetic_scene_records,
@@ -294,7 +296,7 @@ def test_tflite_export_matches_keras_and_the_runtime_finds_the_faces(trained_det
     out = str(tmp_path / "export")
     report = export_detector_run(trained_detector_run, out, ["saved_model", "tflite_fp32", "tflite_fp16",
                                                              "tflite_int8"], size=256)
-    assert report["keras"]["ap"] > 0.1  # the AP comparisons below compare real detections, not 0 with 0
+    assert report["keras"]["ap"] > 0.2  # the AP comparisons below compare real detections, not 0 with 0
     assert report["parity_ok"] and report["artifacts"]["saved_model"]["max_box_diff_px"] < 1e-3
     assert report["artifacts"]["tflite_fp32"]["max_box_head_diff_px"] < 1e-3
     assert abs(report["artifacts"]["tflite_fp32"]["ap"] - report["keras"]["ap"]) < 1e-3
@@ -312,7 +314,7 @@ def test_tflite_export_matches_keras_and_the_runtime_finds_the_faces(trained_det
         for name, detections in (("runtime", found), ("keras", keras_found)):
             found_by[name] += list(box_iou(scene["boxes_xyxy"], detections.boxes_xyxy).max(axis=1) >= 0.5
                                    if len(detections) else np.zeros(len(scene["boxes_xyxy"]), bool))
-    assert np.mean(found_by["runtime"]) > 0.15, np.mean(found_by["runtime"])  # true faces at IoU 0.5, its cut-off
+    assert np.mean(found_by["runtime"]) > 0.35, np.mean(found_by["runtime"])  # true faces at IoU 0.5, its cut-off
     assert abs(sum(found_by["runtime"]) - sum(found_by["keras"])) <= 1  # the phone runtime finds what Keras finds
     bgr = np.ascontiguousarray(scenes[0]["image"][..., ::-1])
     with pytest.raises(ValueError, match="color"):
