@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from facekit import distribute
 from facekit.codecs import codec_from_dict
-from facekit.config import Config, OptimizerConfig, ScheduleConfig, save_config
+from facekit.config import Config, OptimizerConfig, ScheduleConfig, load_config, save_config
 from facekit.files import read_json, read_yaml, write_json
 
 BEST_MODEL = "best.keras"
@@ -121,7 +121,7 @@ def prepare_run(config: Config, run_dir: str):
     os.makedirs(run_dir, exist_ok=True)
     config_path, codec_path = os.path.join(run_dir, "config.yaml"), os.path.join(run_dir, "codec.json")
     if os.path.exists(config_path):
-        if read_yaml(config_path) != config.to_dict():
+        if load_config(config_path).to_dict() != config.to_dict():  # keys added since take their defaults
             raise ValueError(f"{run_dir} holds a run with another config ({config_path}); use a new --out")
     save_config(config, config_path)
     if os.path.exists(codec_path):

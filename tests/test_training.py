@@ -179,3 +179,18 @@ def test_landmark_steps_per_epoch_follow_the_config(synthetic_splits, tmp_path):
     steps = [training_setup(get_spec("senet"), load_config(path, [*SMALL_SENET, *extra]), [synthetic_splits[0]]).steps
              for extra in ([], ["train.steps_per_epoch=3"])]
     assert steps == [count_records([synthetic_splits[0]]) // 16, 3]
+
+
+def test_a_run_saved_before_a_config_key_existed_is_still_the_same_config(tmp_path):
+    """A key added to the config later (with its default) does not make an old run 'another config'."""
+    from facekit.training import prepare_run
+
+    config = load_config(write_yaml(tmp_path / "c.yaml", {"model": "senet"}))
+    run = tmp_path / "run"
+    run.mkdir()
+    saved = config.to_dict()
+    del saved["data"]["yaw_bins"]  # as written before data.yaw_bins existed
+    (run / "config.yaml").write_text(yaml.safe_dump(saved))
+    prepare_run(config, str(run))
+    with pytest.raises(ValueError, match="another config"):
+        prepare_run(load_config(str(tmp_path / "c.yaml"), ["train.epochs=9"]), str(run))
