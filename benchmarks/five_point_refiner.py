@@ -3,7 +3,7 @@ facekit.infer.pipeline.FivePointRefiner, which replaces a detector's five points
 predicted on a crop of each detected box.
 
     python benchmarks/five_point_refiner.py [--points ibug68|five] [--size 96] [--minutes 20]
-                                            [--root runs/five_point_refiner] [--set KEY=VALUE ...]
+                                            [--root runs/five_point_refiner] [--profiled DIR] [--set KEY=VALUE ...]
     python benchmarks/detector_frontier.py --dbface RUN --refiner ROOT/ibug68_96/export/senet_small_fp32.tflite
 
 1. Converts HELEN train, less the 100 faces benchmarks/dbface_accuracy.py holds out (the same seeded choice: they
@@ -40,8 +40,9 @@ def convert(args: list[str]) -> str:
     return output
 
 
-def prepare_records(root: str, points: str, size: int) -> tuple[list[str], list[str]]:
-    """(training folders, validation folders) of size px crops under root/records/POINTS_SIZE."""
+def prepare_records(root: str, points: str, size: int, profiled: str | None = None) -> tuple[list[str], list[str]]:
+    """(training folders, validation folders) of size px crops under root/records/POINTS_SIZE; with profiled (a
+    tfrecords_tools.profile folder of HELEN train), the training faces' views turned 30 degrees or more are added."""
     os.makedirs(os.path.join(root, "splits"), exist_ok=True)
     helen = os.path.join(SHARED, "ibug68", "helen_train")
     names = sorted(f for f in os.listdir(helen) if f.endswith(".jpg"))
@@ -50,6 +51,17 @@ def prepare_records(root: str, points: str, size: int) -> tuple[list[str], list[
     helen_args = ["--format", "ibug68", "--input", helen, "--image-size", str(size)] + (
         ["--points", "five"] if points == "five" else [])
     train = [convert([*helen_args, "--output", os.path.join(records, "helen_fit"), "--split-list", fit])]
+    if profiled:  # issue 24's mixed recipe: the photos plus only their views turned 30 degrees or more
+        from large_pose_accuracy import LARGE_YAW, view_names
+
+        views = os.path.join(root, "splits", "helen_train_turned_views.txt")
+        if not os.path.isfile(views):
+            with open(views, "w") as f:
+                f.write("\n".join(sorted(view_names(profiled, {n[:-4] for n in open(fit).read().split()},
+                                                     LARGE_YAW))) + "\n")
+        train.append(convert(["--format", "300wlp", "--input", profiled, "--landmarks-source", "pts_2d",
+                              "--image-size", str(size), *(["--points", "five"] if points == "five" else []),
+                              "--output", os.path.join(records, "helen_fit_turned"), "--split-list", views]))
     if points == "five":
         train.append(convert(["--format", "mtfl", "--input", os.path.join(SHARED, "mtfl_train"), "--image-size",
                               str(size), "--output", os.path.join(records, "mtfl")]))
@@ -78,6 +90,10 @@ def main(argv=None) -> int:
     p.add_argument("--detector", help="a DBFace .tflite whose matched faces' five points to score, raw and refined")
     p.add_argument("--mosaics", default=os.path.join("runs", "dbface_accuracy", "records", "helen_val_mosaics_photos"),
                    help="benchmarks/dbface_accuracy.py's validation mosaics (label.txt and images/)")
+    p.add_argument("--profiled", help="add the training faces' views turned 30 degrees or more from this "
+                   "tfrecords_tools.profile folder of HELEN train (benchmarks/large_pose_accuracy.py makes "
+                   "runs/large_pose/profiled/helen_train), drawn 2:1:1 from |yaw| 0-30 / 30-60 / 60-90, the same "
+                   "steps as without (24 a epoch); the run is POINTS_SIZE_turned")
     p.add_argument("--set", nargs="*", default=[], help="config overrides, e.g. train.epochs=40")
     args = p.parse_args(argv)
     for need in ("ibug68/helen_train", "mtfl_train"):
@@ -95,11 +111,13 @@ def main(argv=None) -> int:
     from facekit.export import ParityError, rebuild_float32
     from facekit.infer.runtime import run_tflite
 
-    fit, val = prepare_records(args.root, args.points, args.size)
-    run = os.path.join(args.root, f"{args.points}_{args.size}")
+    fit, val = prepare_records(args.root, args.points, args.size, args.profiled)
+    run = os.path.join(args.root, f"{args.points}_{args.size}" + ("_turned" if args.profiled else ""))
+    mixed = ["data.yaw_bins=[30, 60]", "data.yaw_weights=[2, 1, 1]", "train.steps_per_epoch=24"] if args.profiled \
+        else []
     rc = train.main(["--model", "senet_small", "--data", *fit, "--val-data", *val, "--out", run,  # resumes or reuses
                      "--set", f"train.max_minutes={args.minutes}", f"model_args.input_size={args.size}",
-                     f"loss.scale={args.size}", *args.set])
+                     f"loss.scale={args.size}", *mixed, *args.set])
     if rc:
         return rc
     try:
