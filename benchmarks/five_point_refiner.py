@@ -48,8 +48,8 @@ def prepare_records(root: str, points: str, size: int, profiled: str | None = No
     names = sorted(f for f in os.listdir(helen) if f.endswith(".jpg"))
     fit, val = split_lists(root, "helen_train", names, HELD_OUT["helen_train"])
     records = os.path.join(root, "records", f"{points}_{size}")
-    helen_args = ["--format", "ibug68", "--input", helen, "--image-size", str(size)] + (
-        ["--points", "five"] if points == "five" else [])
+    point_args = ["--image-size", str(size)] + (["--points", "five"] if points == "five" else [])
+    helen_args = ["--format", "ibug68", "--input", helen, *point_args]
     train = [convert([*helen_args, "--output", os.path.join(records, "helen_fit"), "--split-list", fit])]
     if profiled:  # issue 24's mixed recipe: the photos plus only their views turned 30 degrees or more
         from large_pose_accuracy import LARGE_YAW, view_names
@@ -59,8 +59,7 @@ def prepare_records(root: str, points: str, size: int, profiled: str | None = No
             with open(views, "w") as f:
                 f.write("\n".join(sorted(view_names(profiled, {n[:-4] for n in open(fit).read().split()},
                                                      LARGE_YAW))) + "\n")
-        train.append(convert(["--format", "300wlp", "--input", profiled, "--landmarks-source", "pts_2d",
-                              "--image-size", str(size), *(["--points", "five"] if points == "five" else []),
+        train.append(convert(["--format", "300wlp", "--input", profiled, "--landmarks-source", "pts_2d", *point_args,
                               "--output", os.path.join(records, "helen_fit_turned"), "--split-list", views]))
     if points == "five":
         train.append(convert(["--format", "mtfl", "--input", os.path.join(SHARED, "mtfl_train"), "--image-size",
@@ -92,8 +91,9 @@ def main(argv=None) -> int:
                    help="benchmarks/dbface_accuracy.py's validation mosaics (label.txt and images/)")
     p.add_argument("--profiled", help="add the training faces' views turned 30 degrees or more from this "
                    "tfrecords_tools.profile folder of HELEN train (benchmarks/large_pose_accuracy.py makes "
-                   "runs/large_pose/profiled/helen_train), drawn 2:1:1 from |yaw| 0-30 / 30-60 / 60-90, the same "
-                   "steps as without (24 a epoch); the run is POINTS_SIZE_turned")
+                   "runs/large_pose/profiled/helen_train), drawn from |yaw| bins as in "
+                   "training/configs/senet_profiled.yaml, the same steps as without (an epoch: the photos over the "
+                   "batch); the run is POINTS_SIZE_turned")
     p.add_argument("--set", nargs="*", default=[], help="config overrides, e.g. train.epochs=40")
     args = p.parse_args(argv)
     for need in ("ibug68/helen_train", "mtfl_train"):
@@ -108,13 +108,19 @@ def main(argv=None) -> int:
     import models  # noqa: F401
     from facekit.alignment import data
     from facekit.alignment.export import export_run, serving_model
+    from facekit.config import load_config
     from facekit.export import ParityError, rebuild_float32
     from facekit.infer.runtime import run_tflite
 
     fit, val = prepare_records(args.root, args.points, args.size, args.profiled)
     run = os.path.join(args.root, f"{args.points}_{args.size}" + ("_turned" if args.profiled else ""))
-    mixed = ["data.yaw_bins=[30, 60]", "data.yaw_weights=[2, 1, 1]", "train.steps_per_epoch=24"] if args.profiled \
-        else []
+    mixed = []
+    if args.profiled:  # senet_profiled.yaml's yaw bins, at the steps an epoch of the photos alone takes
+        configs = os.path.join(root, "training", "configs")
+        recipe = load_config(os.path.join(configs, "senet_profiled.yaml")).data
+        batch = load_config(os.path.join(configs, "senet_small.yaml"), args.set).data.batch_size
+        mixed = [f"data.yaw_bins={list(recipe.yaw_bins)}", f"data.yaw_weights={list(recipe.yaw_weights)}",
+                 f"train.steps_per_epoch={data.count_records(fit[:1]) // batch}"]
     rc = train.main(["--model", "senet_small", "--data", *fit, "--val-data", *val, "--out", run,  # resumes or reuses
                      "--set", f"train.max_minutes={args.minutes}", f"model_args.input_size={args.size}",
                      f"loss.scale={args.size}", *mixed, *args.set])

@@ -65,7 +65,8 @@ def view_names(profiled_dir: str, faces: set[str], min_yaw: float | None = None)
 
 
 def prepare(work: str, workers: int) -> dict:
-    """Every record folder of the benchmark: {"plain", "profiled", "helen_val", "large_pose", "test": [dirs]}."""
+    """Every record folder of the benchmark: {"plain", "profiled", "mixed", "helen_val", "large_pose", "test":
+    [dirs]}."""
     from landmark_accuracy import convert, write_helen_split
 
     from facekit.profiling.fit import load_face_model
