@@ -1,7 +1,7 @@
 """DBFace trained here from scratch on the shared training faces, scored once on the 185 AFW photos.
 
     python benchmarks/dbface_accuracy.py [--model dbface_small] [--minutes 90] [--root runs/dbface_accuracy]
-                                         [--set KEY=VALUE ...]
+                                         [--name RUN] [--set KEY=VALUE ...]
 
 1. Converts (--task detection) every real training source in ../shared/data that is not AFW: CMU+MIT photos,
    the WIDER FACE subset, HELEN-train crops, MTFL crops and the face-free backgrounds. Held out for validation
@@ -10,10 +10,12 @@
    other sources' faces are far smaller than AFW's (the WIDER subset's median face is 17 px) and a validation
    AP on them does not track AFW. 20 WIDER subset photos are held out too, as the crowd validation set
    (ROOT/records/wider_val: benchmarks/detector_frontier.py scores it; it does not pick the checkpoint).
-2. Trains with the model's config and train.max_minutes = --minutes (rerunning resumes an interrupted run).
+2. Trains ROOT/RUN (RUN: --name, default the model's name) with the model's config and train.max_minutes =
+   --minutes (rerunning resumes an interrupted run; --set train.init_weights=ROOT/OTHER continues a finished
+   run's weights under a new schedule).
 3. Evaluates the best checkpoint on AFW (training/evaluate_detection.py, Keras, at the letterbox the run's
    validation picked, score >= 0.05, NMS 0.4): AP@0.5 and five-point NME on matched faces, written to
-   ROOT/afw.json with the worst photos drawn.
+   ROOT/RUN/afw.json with the worst photos drawn in ROOT/RUN/afw_worst.png.
 The AFW photos (and the ibug68/afw crops cut from them) are never trained or tuned on.
 """
 from __future__ import annotations
@@ -90,6 +92,7 @@ def main(argv=None) -> int:
     p.add_argument("--model", default="dbface_small")
     p.add_argument("--minutes", type=float, default=90.0)
     p.add_argument("--root", default=os.path.join("runs", "dbface_accuracy"))
+    p.add_argument("--name", help="run folder under ROOT (default: the model's name)")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides for train.py")
     p.add_argument("--prepare-only", action="store_true", help="convert the records and stop")
     args = p.parse_args(argv)
@@ -97,7 +100,7 @@ def main(argv=None) -> int:
         print(f"error: {SHARED} is absent; this benchmark needs the shared research data", file=sys.stderr)
         return 2
     train_dirs, val_dirs = prepare_records(os.path.join(args.root, "records"))
-    run = os.path.join(args.root, args.model)
+    run = os.path.join(args.root, args.name or args.model)
     if args.prepare_only:
         return 0
     subprocess.run([sys.executable, "training/train.py", "--model", args.model, "--data", *train_dirs,
@@ -111,8 +114,8 @@ def main(argv=None) -> int:
     subprocess.run([sys.executable, "training/evaluate_detection.py", "--detector", "dbface", "--run", run,
                     "--size", str(size),
                     "--gt", os.path.join(afw, "label.txt"), "--images", os.path.join(afw, "images"),
-                    "--json", os.path.join(args.root, "afw.json"),
-                    "--grid", os.path.join(args.root, "afw_worst.png")], check=True)
+                    "--json", os.path.join(run, "afw.json"), "--grid", os.path.join(run, "afw_worst.png")],
+                   check=True)
     return 0
 
 

@@ -89,6 +89,7 @@ class TrainConfig:
     steps_per_epoch: int | None = None  # default: training records // batch size
     val_size: int = 640               # detection: validation photos are letterboxed to this square
     val_score: float = 0.05           # detection: lowest score kept for validation AP
+    init_weights: str | None = None   # start from these weights (a run folder's best.keras, or a .keras file)
 
 
 @dataclass(frozen=True)

@@ -129,6 +129,20 @@ def prepare_run(config: Config, run_dir: str):
     return None
 
 
+def start_from_weights(network, path: str | None) -> None:
+    """Load train.init_weights into a freshly built network: a run folder (its best.keras) or a .keras file of
+    the same architecture. Only the weights carry over; the optimizer and schedule start anew (a warm restart)."""
+    if path is None:
+        return
+    weights = os.path.join(path, BEST_MODEL) if os.path.isdir(path) else path
+    if not os.path.isfile(weights):
+        raise ValueError(f"train.init_weights: {weights} does not exist")
+    try:
+        network.load_weights(weights)
+    except ValueError as error:
+        raise ValueError(f"train.init_weights: {weights} does not fit {network.name}: {error}") from None
+
+
 def finished_metrics(run_dir: str) -> dict | None:
     """metrics.json of a run that has finished already (printing that it is reused), else None."""
     path = os.path.join(run_dir, "metrics.json")

@@ -194,3 +194,24 @@ def test_a_run_saved_before_a_config_key_existed_is_still_the_same_config(tmp_pa
     prepare_run(config, str(run))
     with pytest.raises(ValueError, match="another config"):
         prepare_run(load_config(str(tmp_path / "c.yaml"), ["train.epochs=9"]), str(run))
+
+
+def test_init_weights_starts_a_run_from_another_runs_best_weights(trained_run, synthetic_splits, tmp_path, capsys):
+    """train.init_weights carries a finished run's weights into a new run: at learning rate 0 its first epoch
+    validates near the finished run's best NME (not at the fresh start's twice that or more; only batch-norm
+    statistics move); a missing file or another architecture is a clear error naming the file."""
+    history = json.load(open(os.path.join(trained_run, "metrics.json")))["history"]["val_nme"]
+
+    def run(name, *settings):
+        return train.main(["--model", "senet", "--data", synthetic_splits[0], "--val-data", synthetic_splits[1],
+                           "--epochs", "1", "--out", str(tmp_path / name), "--set", *SMALL_SENET,
+                           "schedule.name=constant", "schedule.lr=0.0", *settings])
+
+    assert run("warm", f"train.init_weights={trained_run}") == 0
+    warm = json.load(open(tmp_path / "warm" / "metrics.json"))["history"]["val_nme"][0]
+    assert warm < 1.25 * min(history) and warm < 0.6 * history[0], (warm, min(history), history[0])
+    missing = str(tmp_path / "nothing")
+    assert run("missing", f"train.init_weights={missing}") == 2
+    assert f"init_weights: {missing} does not exist" in capsys.readouterr().err
+    assert run("other", f"train.init_weights={trained_run}", "model_args.widths=[8, 16, 32, 64]") == 2
+    assert "best.keras does not fit" in capsys.readouterr().err

@@ -31,6 +31,7 @@ from facekit.training import (
     learning_rate,
     make_optimizer,
     prepare_run,
+    start_from_weights,
 )
 
 
@@ -131,6 +132,7 @@ def training_setup(spec: ModelSpec, config: Config, train_dirs: list[str], codec
     network = spec.build(scheme.num_points, **codec.build_args, **config.model_args)
     input_size = network.input_shape[1]
     start_from_mean_shape(network, codec, annotations["points_norm"])
+    start_from_weights(network, config.train.init_weights)
     if "score" in network.output and network.output["score"].shape[1] != codec.grid:
         raise ValueError(f"codec grid {codec.grid} does not match the model's {network.output['score'].shape[1]}x"
                          f"{network.output['score'].shape[1]} output at input {input_size}; set codec_args.grid")

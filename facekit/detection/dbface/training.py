@@ -31,6 +31,7 @@ from facekit.training import (
     learning_rate,
     make_optimizer,
     prepare_run,
+    start_from_weights,
 )
 
 LOSS_PARTS = ("focal", "giou", "wing")
@@ -134,6 +135,7 @@ def train_detector(spec: ModelSpec, config: Config, train_dirs: list[str], val_d
         codec = make_codec(spec.codec, 5, None, **config.codec_args)
         write_json(os.path.join(run_dir, "codec.json"), codec.to_dict())
     network = spec.build(**config.model_args)
+    start_from_weights(network, config.train.init_weights)
     size = config.data.image_size
     stride = size // int(network(tf.zeros((1, size, size, 3)))["heatmap"].shape[1])
     if stride != codec.stride:

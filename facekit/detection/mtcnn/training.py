@@ -31,6 +31,7 @@ from facekit.training import (
     learning_rate,
     make_optimizer,
     prepare_run,
+    start_from_weights,
 )
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -218,6 +219,7 @@ def train_mtcnn_stage(spec: ModelSpec, config: Config, train_dirs: list[str], va
         return finished
     counts = kind_counts(train_dirs, stage)
     network = spec.build(**config.model_args)
+    start_from_weights(network, config.train.init_weights)
     train_ds = training_dataset(train_dirs, stage, config)
     samples = validation_samples(val_dirs, stage)
     save_augmented_preview(train_ds, stage, os.path.join(run_dir, "augmented_batch.jpg"))
