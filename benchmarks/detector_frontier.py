@@ -152,16 +152,17 @@ def detector_points(args, work: str) -> list[dict]:
         points += [{"family": family, "name": f"{family} min {m}", "kind": "mtcnn", "path": folder, "min_face": m,
                     "marker": "s"} for m in (20, 40, 80)]
     for run in args.dbface or []:
+        name = os.path.basename(os.path.normpath(run))  # the run's folder: two runs of one model stay apart
         for size in args.sizes:
-            folder = os.path.join(work, f"{os.path.basename(os.path.normpath(run))}_{size}")
+            folder = os.path.join(work, f"{name}_{size}")
             model = export_dbface(run, folder, size)
             for fmt, marker in (("fp32", "o"), ("int8", "^")):
-                points.append({"family": model, "name": f"{model} {fmt} {size}", "kind": "dbface", "marker": marker,
+                points.append({"family": name, "name": f"{name} {fmt} {size}", "kind": "dbface", "marker": marker,
                                "path": os.path.join(folder, f"{model}_{fmt}.tflite"), "size": size})
             if args.refiner:  # same boxes, five points from the refiner: its NME and its cost
                 refiner = os.path.splitext(os.path.basename(args.refiner))[0]
-                points.append({**points[-2], "family": f"{model} + {refiner}", "marker": "D",
-                               "name": f"{model} fp32 {size} + {refiner}", "refiner": args.refiner})
+                points.append({**points[-2], "family": f"{name} + {refiner}", "marker": "D",
+                               "name": f"{name} fp32 {size} + {refiner}", "refiner": args.refiner})
     return points
 
 

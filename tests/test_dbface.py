@@ -2,6 +2,7 @@
 import json
 import math
 import os
+import shutil
 
 import cv2
 import numpy as np
@@ -343,19 +344,22 @@ def test_nano_exports_with_parity_at_the_letterbox_its_validation_picked(tiny_na
 
 
 def test_the_frontier_script_measures_every_point(tiny_nano_run, synthetic_scene_records, tmp_path, capsys):
-    """benchmarks/detector_frontier.py on a tiny synthetic set: every point measured, the table and the picture."""
+    """benchmarks/detector_frontier.py on a tiny synthetic set: every point measured, the table and the picture;
+    two runs of one model (here a copy of the run) are two families, named by their run folders."""
     from benchmarks import detector_frontier
     from facekit.records.synthetic import write_synthetic_scenes
     from tests.test_blazeface import wheel_installed
 
     write_synthetic_scenes(str(tmp_path / "photos"), 3, seed=5)
     out = tmp_path / "frontier"
-    args = ["--dbface", tiny_nano_run, "--sizes", "64", "--afw-gt", str(tmp_path / "photos" / "label.txt"),
+    shutil.copytree(tiny_nano_run, tmp_path / "nano_again")
+    args = ["--dbface", tiny_nano_run, str(tmp_path / "nano_again"), "--sizes", "64",
+            "--afw-gt", str(tmp_path / "photos" / "label.txt"),
             "--afw-images", str(tmp_path / "photos" / "images"), "--crowd", synthetic_scene_records[1],
             "--out", str(out), "--repeats", "2", "--no-mtcnn"] + ([] if wheel_installed() else ["--no-blazeface"])
     assert detector_frontier.main(args) == 0
     results = json.load(open(out / "results.json"))
-    expected = {"dbface_nano fp32 64", "dbface_nano int8 64"}
+    expected = {f"{run} {fmt} 64" for run in ("nano", "nano_again") for fmt in ("fp32", "int8")}
     expected |= {"blazeface-short", "blazeface-full"} if wheel_installed() else set()
     assert set(results) == expected
     photos = detector_frontier.read_photos(str(tmp_path / "photos" / "label.txt"), str(tmp_path / "photos" / "images"))
