@@ -215,3 +215,36 @@ def test_init_weights_starts_a_run_from_another_runs_best_weights(trained_run, s
     assert f"init_weights: {missing} does not exist" in capsys.readouterr().err
     assert run("other", f"train.init_weights={trained_run}", "model_args.widths=[8, 16, 32, 64]") == 2
     assert "best.keras does not fit" in capsys.readouterr().err
+
+
+def test_training_curve_lays_a_warm_restarted_run_after_the_run_it_continues(tmp_path, capsys):
+    """benchmarks/training_curve.py follows train.init_weights back and puts a continuation's epochs after its
+    predecessor's, in minutes from elapsed.json; mixed metrics and a folder without a log are clear errors."""
+    from benchmarks import training_curve
+
+    def write_run(name, scores, seconds, init=None, metric="val_ap"):
+        run = tmp_path / name
+        run.mkdir()
+        (run / "log.csv").write_text("epoch,loss," + metric + "\n" +
+                                     "".join(f"{i},1.0,{s}\n" for i, s in enumerate(scores)))
+        (run / "elapsed.json").write_text(json.dumps({"seconds": seconds, "epochs": len(scores)}))
+        (run / "config.yaml").write_text(yaml.safe_dump({"train": {"steps_per_epoch": 10, "init_weights": init},
+                                                         "data": {"batch_size": 4}}))
+        return str(run)
+
+    first = write_run("first", [0.1, 0.5, 0.4], 360)  # 2 min an epoch
+    second = write_run("second", [0.45, 0.6], 60, init=first + "/best.keras")  # 0.5 min an epoch
+    curves = training_curve.chain_curves(second)
+    assert [c["run"] for c in curves] == [first, second]
+    assert [c["start_minutes"] for c in curves] == [0.0, 6.0] and curves[1]["minutes_per_epoch"] == 0.5
+    assert training_curve.best(curves[0]) == (0.5, 2) and curves[1]["images_per_epoch"] == 40
+    out = tmp_path / "curve.png"
+    assert training_curve.main([second, "--out", str(out)]) == 0
+    table = capsys.readouterr().out
+    assert f"| {second} | {first} | 2 | 1.0 (6.0-7.0) | 80 | 0.4500 | 0.6000 (2) | 0.6000 |" in table
+    assert os.path.getsize(out) > 10_000
+    landmarks = write_run("landmarks", [0.2, 0.1], 60, metric="val_nme")
+    assert training_curve.main([second, landmarks, "--out", str(out)]) == 2
+    assert "val_ap and val_nme" in capsys.readouterr().err
+    assert training_curve.main([str(tmp_path), "--out", str(out)]) == 2
+    assert "not a training run folder" in capsys.readouterr().err
