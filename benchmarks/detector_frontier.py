@@ -7,16 +7,17 @@ BlazeFace (from the mediapipe==0.10.21 wheel: pip install --no-deps -r requireme
 One row per point: BlazeFace short and full (score cut-off 0.05); our LiteRT MTCNN cascade with the `mtcnn`
 package's weights (and with --mtcnn-runs, weights trained here) at min_face 20, 40 and 80 (thresholds 0.6/0.7/0.7);
 each DBFace run exported (TFLite float32 and int8) at every --sizes letterbox (score >= 0.05, NMS 0.4), and with
---refiner each float32 point again with its five points from a five-point refiner
-(benchmarks/five_point_refiner.py) run on a crop of each box (its cost is in the time). Columns: AP@0.5 on the AFW
-photos (WIDER protocol, all 185), NME of the five points of matched AFW faces (inter-ocular; BlazeFace gives eyes
-and nose only), AP on the crowd validation photos (the WIDER subset's held-out split, ROOT/records/wider_val of
-benchmarks/dbface_accuracy.py), model bytes, and the latency of one whole detect() call on a 640x480 photo with 1
-and with 2 LiteRT threads (a fresh process per cell, median of --repeats runs after warm-up, score threshold 0.5).
-Prints the table and draws OUT/frontier.png: AFW AP against ms (log scale) with each family's frontier as a line. A
-second table gives each point's AFW recall (IoU 0.5, score >= 0.05: the most its AP curve reaches) by face size, as
-a share of the photo's long side: what bounds it. Results are kept in OUT/results.json: a rerun measures only the
-missing points (--fresh: all). Latency is only meaningful on an otherwise idle machine.
+--refiner each float32 point again with its five points from a five-point refiner (benchmarks/five_point_refiner.py)
+run on a crop of each box and then (--refiner-passes 2) on a crop of the points it found (its cost is in the time).
+Columns: AP@0.5 on the AFW photos (WIDER protocol, all 185), NME of the five points of matched AFW faces
+(inter-ocular; BlazeFace gives eyes and nose only), AP on the crowd validation photos (the WIDER subset's held-out
+split, ROOT/records/wider_val of benchmarks/dbface_accuracy.py), model bytes, and the latency of one whole detect()
+call on a 640x480 photo with 1 and with 2 LiteRT threads (a fresh process per cell, median of --repeats runs after
+warm-up, score threshold 0.5). Prints the table and draws OUT/frontier.png: AFW AP against ms (log scale) with each
+family's frontier as a line. A second table gives each point's AFW recall (IoU 0.5, score >= 0.05: the most its AP
+curve reaches) by face size, as a share of the photo's long side: what bounds it. Results are kept in
+OUT/results.json: a rerun measures only the missing points (--fresh: all). Latency is only meaningful on an
+otherwise idle machine.
 """
 from __future__ import annotations
 
@@ -52,7 +53,7 @@ def make_detector(point: dict, threads: int | None, score: float):
     if point.get("refiner"):
         from facekit.infer.pipeline import FivePointRefiner
         from facekit.infer.runtime import LandmarkPredictor
-        return FivePointRefiner(detector, LandmarkPredictor(point["refiner"], threads))
+        return FivePointRefiner(detector, LandmarkPredictor(point["refiner"], threads), point.get("passes", 1))
     return detector
 
 
@@ -160,9 +161,11 @@ def detector_points(args, work: str) -> list[dict]:
                 points.append({"family": name, "name": f"{name} {fmt} {size}", "kind": "dbface", "marker": marker,
                                "path": os.path.join(folder, f"{model}_{fmt}.tflite"), "size": size})
             if args.refiner:  # same boxes, five points from the refiner: its NME and its cost
-                refiner = os.path.splitext(os.path.basename(args.refiner))[0]
+                refiner = os.path.splitext(os.path.basename(args.refiner))[0] + (
+                    f" x{args.refiner_passes}" if args.refiner_passes > 1 else "")
                 points.append({**points[-2], "family": f"{name} + {refiner}", "marker": "D",
-                               "name": f"{name} fp32 {size} + {refiner}", "refiner": args.refiner})
+                               "name": f"{name} fp32 {size} + {refiner}", "refiner": args.refiner,
+                               "passes": args.refiner_passes})
     return points
 
 
@@ -236,6 +239,8 @@ def main(argv=None) -> int:
     p.add_argument("--mtcnn-runs", nargs=3, metavar="RUN", help="P, R and O runs of an MTCNN trained here")
     p.add_argument("--refiner", help="a five-point landmark .tflite (benchmarks/five_point_refiner.py): adds each "
                    "DBFace float32 point with its five points refined (facekit.infer.pipeline.FivePointRefiner)")
+    p.add_argument("--refiner-passes", type=int, default=2, help="refiner calls per face, each cropping from the "
+                   "last one's points (2: chosen on the validation mosaics, benchmarks/five_point_refiner.py)")
     p.add_argument("--sizes", nargs="+", type=int, default=[160, 192, 256, 320, 640], help="DBFace letterboxes")
     p.add_argument("--afw-gt", default=os.path.join(AFW, "label.txt"))
     p.add_argument("--afw-images", default=os.path.join(AFW, "images"))

@@ -162,8 +162,9 @@ def detector_table(detector_path: str, refiner_path: str, mosaics: str) -> str:
     detector = FaceDetector(detector_path, score_threshold=AP_SCORE)
     lines = [f"five points of {os.path.basename(detector_path)}'s matched faces, {len(photos)} validation mosaics:",
              "| points | NME (faces) |", "|---|---|"]
-    for name, finder in (("detector's own", detector),
-                         ("refined", FivePointRefiner(detector, LandmarkPredictor(refiner_path)))):
+    refiner = LandmarkPredictor(refiner_path)
+    for name, finder in (("detector's own", detector), ("refined", FivePointRefiner(detector, refiner)),
+                         *((f"refined, {n} passes", FivePointRefiner(detector, refiner, n)) for n in (2, 3))):
         found = [finder.detect(p["image"], color="rgb") for p in photos]
         nme, faces = matched_point_nme(found, [p["boxes_xyxy"] for p in photos], [p["landmarks_px"] for p in photos])
         lines.append(f"| {name} | {nme:.4f} ({faces}) |")

@@ -185,6 +185,21 @@ def test_the_refiner_crops_a_detected_box_as_the_converter_crops_its_face():
     assert len(FivePointRefiner(detector, CornerModel(FIVE)).detect(np.zeros((9, 9, 3), np.uint8), color="rgb")) == 0
 
 
+def test_a_second_refiner_pass_crops_from_the_first_passs_points():
+    """passes=2: the second crop is the converter's crop of the first pass's points (their landmark box), here the
+    first crop's corners, so the answer is that crop cropped again."""
+    box = np.array([100.0, 90.0, 180.0, 200.0])
+    detector = World(np.zeros((1, 1, 2)))
+    detector.detect = lambda image, color: Detections(box[None], np.array([0.8]), np.full((1, 5, 2), 7.0))
+    model, image = CornerModel(FIVE), np.zeros((300, 300, 3), np.uint8)
+    first = FivePointRefiner(detector, model).detect(image, color="rgb").landmarks_px[0, :2].reshape(-1)
+    second = FivePointRefiner(detector, model, passes=2).detect(image, color="rgb").landmarks_px[0, :2].reshape(-1)
+    np.testing.assert_allclose(second, square_crop_box(first, model.crop_scale), atol=1e-4)
+    assert not np.allclose(first, second, atol=1)
+    with pytest.raises(ValueError, match="passes"):
+        FivePointRefiner(detector, model, passes=0)
+
+
 def test_the_benchmark_clips_carry_their_true_points_with_the_faces():
     """benchmarks/pipeline_speed.py: each drawn face's true points land on the marks painted at its annotated
     points, through rotation, zoom and the pasted second face."""

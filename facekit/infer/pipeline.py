@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from facekit.boxes import box_iou
+from facekit.geometry import landmark_box_xyxy
 from facekit.infer.detections import Detections
 from facekit.infer.runtime import OneEuroFilter
 from facekit.landmarks import FIVE, extent_from_face_box, face_box_xyxy, five_points
@@ -67,10 +68,14 @@ class FivePointRefiner:
     """A detector whose five points come from a landmark model (a LandmarkPredictor: five points, or a dense scheme
     whose five points are derived) run on a crop of each detected box: detect(image, color=...) -> Detections,
     boxes and scores unchanged. The crop comes from the box (its landmark extent), not from the detector's own
-    five points, so coarse points do not move it."""
+    five points, so coarse points do not move it. With passes > 1 each further pass crops again from the points the
+    last one found (their landmark box, as the converter framed the training crops), which takes out the detector
+    box's framing jitter; each pass costs one more refiner call per face."""
 
-    def __init__(self, detector, refiner):
-        self.detector, self.refiner = detector, refiner
+    def __init__(self, detector, refiner, passes: int = 1):
+        if passes < 1:
+            raise ValueError(f"passes must be at least 1, got {passes}")
+        self.detector, self.refiner, self.passes = detector, refiner, passes
 
     def detect(self, image: np.ndarray, *, color: str) -> Detections:
         found = self.detector.detect(image, color=color)
@@ -78,6 +83,8 @@ class FivePointRefiner:
         if not len(boxes):
             return found
         points = self.refiner.predict_extents(image, np.stack([extent_from_face_box(b) for b in boxes]), color=color)
+        for _ in range(self.passes - 1):
+            points = self.refiner.predict(image, np.stack([landmark_box_xyxy(p) for p in points]), color=color)
         five = np.stack([five_points(p, self.refiner.scheme) for p in points])
         return Detections(found.boxes_xyxy, found.scores, five.astype(np.float32))
 
