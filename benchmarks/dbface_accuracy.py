@@ -1,7 +1,7 @@
 """DBFace trained here from scratch on the shared training faces, scored once on the 185 AFW photos.
 
     python benchmarks/dbface_accuracy.py [--model dbface_small] [--minutes 90] [--root runs/dbface_accuracy]
-                                         [--name RUN] [--set KEY=VALUE ...]
+                                         [--name RUN] [--profiled DIR] [--set KEY=VALUE ...]
 
 1. Converts (--task detection) every real training source in ../shared/data that is not AFW: CMU+MIT photos,
    the WIDER FACE subset, HELEN-train crops, MTFL crops and the face-free backgrounds. Held out for validation
@@ -10,6 +10,8 @@
    other sources' faces are far smaller than AFW's (the WIDER subset's median face is 17 px) and a validation
    AP on them does not track AFW. 20 WIDER subset photos are held out too, as the crowd validation set
    (ROOT/records/wider_val: benchmarks/detector_frontier.py scores it; it does not pick the checkpoint).
+   With --profiled DIR (face profiling of HELEN train, stage 1b), the training faces' views turned 30 degrees or
+   more join the training folders, and 25 mosaics of the held-out faces' turned views join the validation photos.
 2. Trains ROOT/RUN (RUN: --name, default the model's name) with the model's config and train.max_minutes =
    --minutes (rerunning resumes an interrupted run; --set train.init_weights=ROOT/OTHER continues a finished
    run's weights under a new schedule).
@@ -87,6 +89,32 @@ def prepare_records(root: str) -> tuple[list[str], list[str]]:
     return train_dirs, [os.path.join(root, "cmu_mit_val"), os.path.join(root, "helen_val_mosaics")]
 
 
+def prepare_turned_records(root: str, profiled: str) -> tuple[str, str]:
+    """Detection records of HELEN train's views turned 30 degrees or more (a tfrecords_tools.profile folder):
+    (the training faces' views, mosaics of the held-out faces' views for validation), under root."""
+    from large_pose_accuracy import LARGE_YAW, view_names
+
+    from facekit.detection.data import write_mosaic_photos
+
+    folders = []
+    for split in ("train", "val"):
+        faces = {n[:-4] for n in open(os.path.join(root, "splits", f"helen_train_{split}.txt")).read().split()}
+        listing = os.path.join(root, "splits", f"helen_turned_{split}_views.txt")
+        if not os.path.isfile(listing):
+            with open(listing, "w") as f:
+                f.write("\n".join(sorted(view_names(profiled, faces, LARGE_YAW))) + "\n")
+        folders.append(os.path.join(root, f"helen_turned_{split}" + ("_views" if split == "val" else "")))
+        convert(["--format", "300wlp", "--input", profiled, "--output", folders[-1],  # pt2d: the visible outline
+                 "--split-list", listing])
+    photos = os.path.join(root, "helen_turned_val_mosaics_photos")
+    if not os.path.isfile(os.path.join(photos, "label.txt")):
+        write_mosaic_photos([folders[1]], photos, MOSAIC_PHOTOS)
+    mosaics = os.path.join(root, "helen_turned_val_mosaics")
+    convert(["--format", "retinaface", "--input", os.path.join(photos, "images"), "--annotations",
+             os.path.join(photos, "label.txt"), "--output", mosaics])
+    return folders[0], mosaics
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="dbface_small")
@@ -94,12 +122,19 @@ def main(argv=None) -> int:
     p.add_argument("--root", default=os.path.join("runs", "dbface_accuracy"))
     p.add_argument("--name", help="run folder under ROOT (default: the model's name)")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides for train.py")
+    p.add_argument("--profiled", help="a tfrecords_tools.profile folder of HELEN train (benchmarks/"
+                   "large_pose_accuracy.py makes runs/large_pose/profiled/helen_train): adds the training faces' views "
+                   "turned 30 degrees or more as a training folder, and mosaics of the held-out faces' turned views "
+                   "to the validation photos")
     p.add_argument("--prepare-only", action="store_true", help="convert the records and stop")
     args = p.parse_args(argv)
     if not os.path.isdir(SHARED):
         print(f"error: {SHARED} is absent; this benchmark needs the shared research data", file=sys.stderr)
         return 2
     train_dirs, val_dirs = prepare_records(os.path.join(args.root, "records"))
+    if args.profiled:
+        turned, turned_val = prepare_turned_records(os.path.join(args.root, "records"), args.profiled)
+        train_dirs, val_dirs = train_dirs + [turned], val_dirs + [turned_val]
     run = os.path.join(args.root, args.name or args.model)
     if args.prepare_only:
         return 0
