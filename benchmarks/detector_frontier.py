@@ -8,7 +8,8 @@ One row per point: BlazeFace short and full (score cut-off 0.05); our LiteRT MTC
 package's weights (and with --mtcnn-runs, weights trained here) at min_face 20, 40 and 80 (thresholds 0.6/0.7/0.7);
 each DBFace run exported (TFLite float32 and int8) at every --sizes letterbox (score >= 0.05, NMS 0.4), and with
 --refiner each float32 point again with its five points from a five-point refiner (benchmarks/five_point_refiner.py)
-run on a crop of each box and then (--refiner-passes 2) on a crop of the points it found (its cost is in the time).
+run on a crop of each box and then (--refiner-passes 2) on a crop of the points it found (its cost is in the time),
+and each int8 point with the refiner's int8 export beside it (MODEL_int8.tflite), when there is one.
 Columns: AP@0.5 on the AFW photos (WIDER protocol, all 185), NME of the five points of matched AFW faces
 (inter-ocular; BlazeFace gives eyes and nose only), AP on the crowd validation photos (the WIDER subset's held-out
 split, ROOT/records/wider_val of benchmarks/dbface_accuracy.py), model bytes, and the latency of one whole detect()
@@ -157,16 +158,28 @@ def detector_points(args, work: str) -> list[dict]:
         for size in args.sizes:
             folder = os.path.join(work, f"{name}_{size}")
             model = export_dbface(run, folder, size)
+            plain = {}
             for fmt, marker in (("fp32", "o"), ("int8", "^")):
-                points.append({"family": name, "name": f"{name} {fmt} {size}", "kind": "dbface", "marker": marker,
-                               "path": os.path.join(folder, f"{model}_{fmt}.tflite"), "size": size})
-            if args.refiner:  # same boxes, five points from the refiner: its NME and its cost
-                refiner = os.path.splitext(os.path.basename(args.refiner))[0] + (
-                    f" x{args.refiner_passes}" if args.refiner_passes > 1 else "")
-                points.append({**points[-2], "family": f"{name} + {refiner}", "marker": "D",
-                               "name": f"{name} fp32 {size} + {refiner}", "refiner": args.refiner,
-                               "passes": args.refiner_passes})
+                plain[fmt] = {"family": name, "name": f"{name} {fmt} {size}", "kind": "dbface", "marker": marker,
+                              "path": os.path.join(folder, f"{model}_{fmt}.tflite"), "size": size}
+                points.append(plain[fmt])
+            if args.refiner:  # same boxes, five points from the refiner (int8 beside int8): its NME and its cost
+                for fmt, refiner_path, marker in (("fp32", args.refiner, "D"),
+                                                  ("int8", int8_sibling(args.refiner), "d")):
+                    if refiner_path is None:
+                        continue
+                    refiner = os.path.splitext(os.path.basename(refiner_path))[0] + (
+                        f" x{args.refiner_passes}" if args.refiner_passes > 1 else "")
+                    points.append({**plain[fmt], "family": f"{name} {fmt} + {refiner}", "marker": marker,
+                                   "name": f"{name} {fmt} {size} + {refiner}", "refiner": refiner_path,
+                                   "passes": args.refiner_passes})
     return points
+
+
+def int8_sibling(path: str) -> str | None:
+    """MODEL_int8.tflite beside a MODEL_fp32.tflite (freeze/export.py writes both), if it is there."""
+    sibling = path.replace("_fp32.tflite", "_int8.tflite")
+    return sibling if sibling != path and os.path.isfile(sibling) else None
 
 
 def export_mtcnn_cascade(sources: list[str], folder: str) -> None:
@@ -226,7 +239,8 @@ def draw(rows: list[dict], path: str) -> None:
     ax.xaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
     ax.set_xlabel("ms per 640x480 photo, LiteRT, 1 thread (log scale)")
     ax.set_ylabel("AFW AP@0.5")
-    ax.set_title("Detection frontier: o float32, ^ int8, D float32 + five-point refiner, * BlazeFace, s MTCNN")
+    ax.set_title("Detection frontier: o float32, ^ int8, D / d float32 / int8 + five-point refiner, * BlazeFace, "
+                 "s MTCNN", fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()

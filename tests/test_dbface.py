@@ -383,6 +383,17 @@ def test_a_familys_frontier_keeps_the_points_no_faster_point_beats():
     assert frontier(points) == [(0.5, 0.2), (1.0, 0.5), (3.0, 0.7)]
 
 
+def test_int8_points_are_refined_by_the_refiners_int8_export_when_it_is_there(tmp_path):
+    from benchmarks.detector_frontier import int8_sibling
+
+    fp32 = tmp_path / "senet_small_fp32.tflite"
+    fp32.write_bytes(b"x")
+    assert int8_sibling(str(fp32)) is None
+    (tmp_path / "senet_small_int8.tflite").write_bytes(b"x")
+    assert int8_sibling(str(fp32)) == str(tmp_path / "senet_small_int8.tflite")
+    assert int8_sibling(str(tmp_path / "senet_small_int8.tflite")) is None  # not its own sibling
+
+
 def test_the_smallest_letterbox_within_the_tolerance_is_picked():
     from facekit.detection.dbface.training import pick_letterbox
 
