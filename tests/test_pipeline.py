@@ -234,3 +234,26 @@ def test_the_benchmark_agreement_counts_gaps_and_truth_by_hand():
     assert a["gap_frames"] == 1 and a["gap_median"] == pytest.approx(3.0) and a["within_2px"] == 0
     assert a["found"] == 2 and a["face_frames"] == 3
     assert a["truth_px"] == pytest.approx((np.hypot(1, 4) + np.hypot(3, 3)) / 2)
+
+
+def test_pipeline_accuracy_recovers_a_mosaic_faces_68_points_from_its_five():
+    """benchmarks/pipeline_accuracy.py: the scale and shift that map a face's five points onto a mosaic label's
+    give back its 68 points there; a label no face fits is a clear error."""
+    from benchmarks.pipeline_accuracy import mosaic_truths, scale_shift
+    from facekit.landmarks import five_from_ibug68
+
+    s, t, residual = scale_shift(np.array([[0.0, 0.0], [2.0, 0.0], [0.0, 2.0]]), np.array([[1.0, 1.0], [2.0, 1.0],
+                                                                                        [1.0, 2.0]]))
+    assert (s, residual) == (0.5, 0.0) and t.tolist() == [1.0, 1.0]
+    rng = np.random.default_rng(3)
+    faces = {f"face_{k}.jpg": rng.uniform(0, 300, (68, 2)) for k in range(3)}
+    placed = 0.4 * faces["face_1.jpg"] + [50.0, 20.0]
+    five = five_from_ibug68(placed)
+    photo = {"boxes_xyxy": np.array([[0.0, 0, 10, 10], [1.0, 1, 9, 9]]),
+             "landmarks_px": np.stack([np.full((5, 2), -1.0), five])}  # a face without points is left out
+    (truths,) = mosaic_truths([photo], faces)
+    assert len(truths) == 1
+    np.testing.assert_allclose(truths[0][1], placed, atol=1e-9)
+    photo["landmarks_px"][1, 0] += 30.0  # no face maps onto a moved eye
+    with pytest.raises(ValueError, match="matches none"):
+        mosaic_truths([photo], faces)
