@@ -40,10 +40,38 @@ def rebuild_float32(run_dir: str):
     return network, codec, config, spec
 
 
-def convert_tflite(saved_model_dir: str, mode: str, representative_images: np.ndarray | None = None) -> bytes:
+def convert_tflite(saved_model_dir: str, mode: str, representative_images: np.ndarray | None = None,
+                   float_tensors: tuple[str, ...] = ()) -> bytes:
     """SavedModel -> TFLite flatbuffer. mode: "fp32", "fp16" or "int8" (full-integer, uint8 input).
 
-    Builtin ops only, so an op without a TFLite kernel fails here and not on a phone."""
+    Builtin ops only, so an op without a TFLite kernel fails here and not on a phone. int8 with float_tensors
+    (name substrings) keeps the ops that write those tensors in float32 (TFLite's selective quantization):
+    a head whose calibrated range is far wider than the values that matter, and what decodes it."""
+    converter = _converter(saved_model_dir, mode, representative_images)
+    try:
+        model = converter.convert()
+        if mode == "int8" and float_tensors:
+            from ai_edge_litert.interpreter import Interpreter
+
+            names = [t["name"] for t in Interpreter(model_content=model).get_tensor_details()
+                     if any(part in t["name"] for part in float_tensors)]
+            if not names:
+                raise ValueError(f"{saved_model_dir}: no tensor named like {list(float_tensors)} to keep in float")
+            converter = _converter(saved_model_dir, mode, representative_images)
+            model = tf.lite.experimental.QuantizationDebugger(
+                converter=converter, debug_dataset=converter.representative_dataset,
+                debug_options=tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=names),
+            ).get_nondebug_quantized_model()
+        return model
+    except ValueError:
+        raise
+    except Exception as error:  # ConverterError's message is pages of MLIR; name the ops instead
+        ops = sorted(set(re.findall(r"'tf\.(\w+)' op is neither", str(error)))) or [str(error).splitlines()[0]]
+        raise ValueError(f"{saved_model_dir}: no TFLite builtin op for {', '.join(ops)} ({mode}); replace it in "
+                         "the model or its decode") from None
+
+
+def _converter(saved_model_dir: str, mode: str, representative_images: np.ndarray | None):
     converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if mode == "fp16":
@@ -63,12 +91,7 @@ def convert_tflite(saved_model_dir: str, mode: str, representative_images: np.nd
         converter.inference_input_type = tf.uint8
     elif mode != "fp32":
         raise ValueError(f"unknown TFLite mode {mode!r}; choose fp32, fp16 or int8")
-    try:
-        return converter.convert()
-    except Exception as error:  # ConverterError's message is pages of MLIR; name the ops instead
-        ops = sorted(set(re.findall(r"'tf\.(\w+)' op is neither", str(error)))) or [str(error).splitlines()[0]]
-        raise ValueError(f"{saved_model_dir}: no TFLite builtin op for {', '.join(ops)} ({mode}); replace it in "
-                         "the model or its decode") from None
+    return converter
 
 
 def write_atomic(path: str, payload: bytes) -> None:

@@ -343,6 +343,30 @@ def test_nano_exports_with_parity_at_the_letterbox_its_validation_picked(tiny_na
     assert FaceDetector(str(tmp_path / "export" / "dbface_nano_fp32.tflite")).size == metrics["letterbox"]
 
 
+def test_an_int8_nano_keeps_its_landmark_head_and_decode_in_float(tiny_nano_run, tmp_path):
+    """Box-coded points survive int8: the landmark head and the decode stay float32 (selective quantization),
+    the rest of the network is int8."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from facekit.detection.dbface.export import export_detector_run
+    from facekit.export import ParityError
+
+    try:
+        export_detector_run(tiny_nano_run, str(tmp_path / "export"), ["tflite_int8"])
+    except ParityError:  # two training steps: the AP bar is not this test's concern
+        pass
+    tensors = Interpreter(str(tmp_path / "export" / "dbface_nano_int8.tflite")).get_tensor_details()
+    kinds = {}
+    for t in tensors:
+        if len(t["shape"]) == 4 and t["shape"][1] > 1:  # feature maps
+            part = "landmarks_head" if "landmarks_head" in t["name"] else "box_head" if "box_head" in t["name"] \
+                else None
+            if part:
+                kinds.setdefault(part, set()).add(t["dtype"].__name__)
+    assert kinds == {"landmarks_head": {"float32"}, "box_head": {"int8"}}, kinds
+    assert any("/decode" in t["name"] and t["dtype"].__name__ == "float32" for t in tensors)
+
+
 def test_the_frontier_script_measures_every_point(tiny_nano_run, synthetic_scene_records, tmp_path, capsys):
     """benchmarks/detector_frontier.py on a tiny synthetic set: every point measured, the table and the picture;
     two runs of one model (here a copy of the run) are two families, named by their run folders."""
