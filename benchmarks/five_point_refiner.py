@@ -3,7 +3,8 @@ facekit.infer.pipeline.FivePointRefiner, which replaces a detector's five points
 predicted on a crop of each detected box.
 
     python benchmarks/five_point_refiner.py [--points ibug68|five] [--size 96] [--minutes 20]
-                                            [--root runs/five_point_refiner] [--profiled DIR] [--set KEY=VALUE ...]
+                                            [--root runs/five_point_refiner] [--profiled DIR] [--faces N]
+                                            [--set KEY=VALUE ...]
     python benchmarks/detector_frontier.py --dbface RUN --refiner ROOT/ibug68_96/export/senet_small_fp32.tflite
 
 1. Converts HELEN train, less the 100 faces benchmarks/dbface_accuracy.py holds out (the same seeded choice: they
@@ -40,17 +41,25 @@ def convert(args: list[str]) -> str:
     return output
 
 
-def prepare_records(root: str, points: str, size: int, profiled: str | None = None) -> tuple[list[str], list[str]]:
+def prepare_records(root: str, points: str, size: int, profiled: str | None = None,
+                    faces: int | None = None) -> tuple[list[str], list[str]]:
     """(training folders, validation folders) of size px crops under root/records/POINTS_SIZE; with profiled (a
-    tfrecords_tools.profile folder of HELEN train), the training faces' views turned 30 degrees or more are added."""
+    tfrecords_tools.profile folder of HELEN train), the training faces' views turned 30 degrees or more are added;
+    with faces, only that many of the training faces (a seeded choice) are kept."""
     os.makedirs(os.path.join(root, "splits"), exist_ok=True)
     helen = os.path.join(SHARED, "ibug68", "helen_train")
     names = sorted(f for f in os.listdir(helen) if f.endswith(".jpg"))
     fit, val = split_lists(root, "helen_train", names, HELD_OUT["helen_train"])
     records = os.path.join(root, "records", f"{points}_{size}")
+    fit_records = os.path.join(records, "helen_fit")
+    if faces:
+        chosen = sorted(np.random.default_rng(0).choice(open(fit).read().split(), faces, replace=False))
+        fit, fit_records = os.path.join(root, "splits", f"helen_train_fit_{faces}.txt"), f"{fit_records}_{faces}"
+        with open(fit, "w") as f:
+            f.write("\n".join(chosen) + "\n")
     point_args = ["--image-size", str(size)] + (["--points", "five"] if points == "five" else [])
     helen_args = ["--format", "ibug68", "--input", helen, *point_args]
-    train = [convert([*helen_args, "--output", os.path.join(records, "helen_fit"), "--split-list", fit])]
+    train = [convert([*helen_args, "--output", fit_records, "--split-list", fit])]
     if profiled:  # issue 24's mixed recipe: the photos plus only their views turned 30 degrees or more
         from large_pose_accuracy import LARGE_YAW, view_names
 
@@ -94,8 +103,12 @@ def main(argv=None) -> int:
                    "runs/large_pose/profiled/helen_train), drawn from |yaw| bins as in "
                    "training/configs/senet_profiled.yaml, the same steps as without (an epoch: the photos over the "
                    "batch); the run is POINTS_SIZE_turned")
+    p.add_argument("--faces", type=int, help="train on only this many of the 770 training faces (a seeded choice), "
+                   "at the same steps as all of them: the run is POINTS_SIZE_facesN (NME against training faces)")
     p.add_argument("--set", nargs="*", default=[], help="config overrides, e.g. train.epochs=40")
     args = p.parse_args(argv)
+    if args.faces and args.profiled:
+        p.error("--faces and --profiled are separate measurements; give one")
     for need in ("ibug68/helen_train", "mtfl_train"):
         if not os.path.isdir(os.path.join(SHARED, need)):
             print(f"error: {os.path.join(SHARED, need)} is absent; this benchmark needs the shared data",
@@ -112,18 +125,23 @@ def main(argv=None) -> int:
     from facekit.export import ParityError, rebuild_float32
     from facekit.infer.runtime import run_tflite
 
-    fit, val = prepare_records(args.root, args.points, args.size, args.profiled)
-    run = os.path.join(args.root, f"{args.points}_{args.size}" + ("_turned" if args.profiled else ""))
-    mixed = []
+    fit, val = prepare_records(args.root, args.points, args.size, args.profiled, args.faces)
+    run = os.path.join(args.root, f"{args.points}_{args.size}" + ("_turned" if args.profiled else "") +
+                       (f"_faces{args.faces}" if args.faces else ""))
+    extra = []
+    if args.faces:  # the steps an epoch of all the training faces takes
+        batch = load_config(os.path.join(root, "training", "configs", "senet_small.yaml"), args.set).data.batch_size
+        every_face = open(os.path.join(args.root, "splits", "helen_train_train.txt")).read().split()
+        extra = [f"train.steps_per_epoch={len(every_face) // batch}"]
     if args.profiled:  # senet_profiled.yaml's yaw bins, at the steps an epoch of the photos alone takes
         configs = os.path.join(root, "training", "configs")
         recipe = load_config(os.path.join(configs, "senet_profiled.yaml")).data
         batch = load_config(os.path.join(configs, "senet_small.yaml"), args.set).data.batch_size
-        mixed = [f"data.yaw_bins={list(recipe.yaw_bins)}", f"data.yaw_weights={list(recipe.yaw_weights)}",
+        extra = [f"data.yaw_bins={list(recipe.yaw_bins)}", f"data.yaw_weights={list(recipe.yaw_weights)}",
                  f"train.steps_per_epoch={data.count_records(fit[:1]) // batch}"]
     rc = train.main(["--model", "senet_small", "--data", *fit, "--val-data", *val, "--out", run,  # resumes or reuses
                      "--set", f"train.max_minutes={args.minutes}", f"model_args.input_size={args.size}",
-                     f"loss.scale={args.size}", *mixed, *args.set])
+                     f"loss.scale={args.size}", *extra, *args.set])
     if rc:
         return rc
     try:
