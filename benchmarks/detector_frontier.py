@@ -9,16 +9,16 @@ package's weights (and with --mtcnn-runs, weights trained here) at min_face 20, 
 each DBFace run exported (TFLite float32 and int8) at every --sizes letterbox (score >= 0.05, NMS 0.4), and with
 --refiner each float32 point again with its five points from a five-point refiner (benchmarks/five_point_refiner.py)
 run on a crop of each box and then (--refiner-passes 2) on a crop of the points it found (its cost is in the time),
-and each int8 point with the refiner's int8 export beside it (MODEL_int8.tflite), when there is one.
-Columns: AP@0.5 on the AFW photos (WIDER protocol, all 185), NME of the five points of matched AFW faces
-(inter-ocular; BlazeFace gives eyes and nose only), AP on the crowd validation photos (the WIDER subset's held-out
-split, ROOT/records/wider_val of benchmarks/dbface_accuracy.py), model bytes, and the latency of one whole detect()
-call on a 640x480 photo with 1 and with 2 LiteRT threads (a fresh process per cell, median of --repeats runs after
-warm-up, score threshold 0.5). Prints the table and draws OUT/frontier.png: AFW AP against ms (log scale) with each
-family's frontier as a line. A second table gives each point's AFW recall (IoU 0.5, score >= 0.05: the most its AP
-curve reaches) by face size, as a share of the photo's long side: what bounds it. Results are kept in
-OUT/results.json: a rerun measures only the missing points (--fresh: all). Latency is only meaningful on an
-otherwise idle machine.
+and each int8 point with the refiner's int8 export beside it (MODEL_int8.tflite), when there is one. Columns: AP@0.5
+on the AFW photos (WIDER protocol, all 185), NME of the five points of matched AFW faces (inter-ocular; BlazeFace
+gives eyes and nose only), AP on the crowd validation photos (the WIDER subset's held-out split,
+ROOT/records/wider_val of benchmarks/dbface_accuracy.py), model bytes, and the latency of one whole detect() call on
+a 640x480 photo with 1 and with 2 LiteRT threads (a fresh process per cell, median of --repeats runs after warm-up,
+score threshold 0.5; each cell measured in --rounds interleaved rounds, their median reported). Prints the table and
+draws OUT/frontier.png: AFW AP against ms (log scale) with each family's frontier as a line. A second table gives
+each point's AFW recall (IoU 0.5, score >= 0.05: the most its AP curve reaches) by face size, as a share of the
+photo's long side: what bounds it. Results are kept in OUT/results.json: a rerun measures only the missing points
+(--fresh: all). Latency is only meaningful on an otherwise idle machine.
 """
 from __future__ import annotations
 
@@ -260,7 +260,10 @@ def main(argv=None) -> int:
     p.add_argument("--afw-images", default=os.path.join(AFW, "images"))
     p.add_argument("--crowd", default=CROWD, help="detection records of the crowd validation photos")
     p.add_argument("--out", default=os.path.join("runs", "frontier"))
-    p.add_argument("--repeats", type=int, default=30)
+    p.add_argument("--repeats", type=int, default=30, help="timed detect() calls per cell (their median)")
+    p.add_argument("--rounds", type=int, default=3, help="times each cell is measured, in a fresh process, every "
+                   "point once a round, the order reversed every other round (the median is reported)")
+    p.add_argument("--retime", action="store_true", help="measure every point's latency again (accuracy is kept)")
     p.add_argument("--no-blazeface", action="store_true")
     p.add_argument("--no-mtcnn", action="store_true")
     p.add_argument("--fresh", action="store_true", help="measure every point again")
@@ -287,13 +290,19 @@ def main(argv=None) -> int:
     results_path = os.path.join(args.out, "results.json")
     results = {} if args.fresh or not os.path.isfile(results_path) else read_json(results_path)
     points = detector_points(args, os.path.join(args.out, "models"))
-    for point in tqdm(points, desc="points", unit="point", disable=None):
-        if point["name"] in results:
-            continue
-        row = {**point, "bytes": model_bytes(point), **accuracy(point, afw, crowd)}
-        row["ms_1"], row["ms_2"] = (time_point(point, photo_path, t, args.repeats) for t in (1, 2))
-        results[point["name"]] = row
-        write_json(results_path, results)
+    for point in tqdm(points, desc="accuracy", unit="point", disable=None):
+        if point["name"] not in results:
+            results[point["name"]] = {**point, "bytes": model_bytes(point), **accuracy(point, afw, crowd)}
+            write_json(results_path, results)
+    timed = [p for p in points if args.retime or "ms_1" not in results[p["name"]]]
+    times = {p["name"]: {1: [], 2: []} for p in timed}
+    for round_index in tqdm(range(args.rounds), desc="timing rounds", disable=None):
+        for point in timed if round_index % 2 == 0 else timed[::-1]:  # drift spread over every point alike
+            for threads in (1, 2):
+                times[point["name"]][threads].append(time_point(point, photo_path, threads, args.repeats))
+    for name, by_threads in times.items():
+        results[name].update({f"ms_{t}": float(np.median(ms)) for t, ms in by_threads.items()})
+    write_json(results_path, results)
     rows = [results[point["name"]] for point in points]
     print("| detector | AFW AP | 5-pt NME (faces) | crowd AP | bytes | ms, 1 thread | ms, 2 threads |")
     print("|---|---|---|---|---|---|---|")

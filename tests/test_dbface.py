@@ -380,7 +380,8 @@ def test_the_frontier_script_measures_every_point(tiny_nano_run, synthetic_scene
     args = ["--dbface", tiny_nano_run, str(tmp_path / "nano_again"), "--sizes", "64",
             "--afw-gt", str(tmp_path / "photos" / "label.txt"),
             "--afw-images", str(tmp_path / "photos" / "images"), "--crowd", synthetic_scene_records[1],
-            "--out", str(out), "--repeats", "2", "--no-mtcnn"] + ([] if wheel_installed() else ["--no-blazeface"])
+            "--out", str(out), "--repeats", "2", "--rounds", "1", "--no-mtcnn"] + (
+                [] if wheel_installed() else ["--no-blazeface"])
     assert detector_frontier.main(args) == 0
     results = json.load(open(out / "results.json"))
     expected = {f"{run} {fmt} 64" for run in ("nano", "nano_again") for fmt in ("fp32", "int8")}
@@ -398,6 +399,13 @@ def test_the_frontier_script_measures_every_point(tiny_nano_run, synthetic_scene
     assert os.path.getsize(out / "frontier.png") > 10_000
     assert detector_frontier.main(args) == 0  # a rerun reuses every measured point
     assert json.load(open(out / "results.json")) == results
+    assert detector_frontier.main(args + ["--retime"]) == 0  # latency measured again, accuracy kept
+    retimed = json.load(open(out / "results.json"))
+    for name, row in retimed.items():
+        assert {k: v for k, v in row.items() if not k.startswith("ms_")} == \
+            {k: v for k, v in results[name].items() if not k.startswith("ms_")}
+        assert row["ms_1"] > 0 and row["ms_2"] > 0
+    assert any(row["ms_1"] != results[name]["ms_1"] for name, row in retimed.items())
 
 
 def test_a_familys_frontier_keeps_the_points_no_faster_point_beats():
