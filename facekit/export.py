@@ -47,24 +47,25 @@ def convert_tflite(saved_model_dir: str, mode: str, representative_images: np.nd
     Builtin ops only, so an op without a TFLite kernel fails here and not on a phone. int8 with float_tensors
     (name substrings) keeps the ops that write those tensors in float32 (TFLite's selective quantization):
     a head whose calibrated range is far wider than the values that matter, and what decodes it."""
-    converter = _converter(saved_model_dir, mode, representative_images)
-    try:
-        model = converter.convert()
-        if mode == "int8" and float_tensors:
-            from ai_edge_litert.interpreter import Interpreter
+    model = _convert(saved_model_dir, mode, _converter(saved_model_dir, mode, representative_images).convert)
+    if mode == "int8" and float_tensors:
+        from ai_edge_litert.interpreter import Interpreter
 
-            names = [t["name"] for t in Interpreter(model_content=model).get_tensor_details()
-                     if any(part in t["name"] for part in float_tensors)]
-            if not names:
-                raise ValueError(f"{saved_model_dir}: no tensor named like {list(float_tensors)} to keep in float")
-            converter = _converter(saved_model_dir, mode, representative_images)
-            model = tf.lite.experimental.QuantizationDebugger(
-                converter=converter, debug_dataset=converter.representative_dataset,
-                debug_options=tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=names),
-            ).get_nondebug_quantized_model()
-        return model
-    except ValueError:
-        raise
+        names = [t["name"] for t in Interpreter(model_content=model).get_tensor_details()
+                 if any(part in t["name"] for part in float_tensors)]
+        if not names:
+            raise ValueError(f"{saved_model_dir}: no tensor named like {list(float_tensors)} to keep in float")
+        converter = _converter(saved_model_dir, mode, representative_images)
+        model = _convert(saved_model_dir, mode, lambda: tf.lite.experimental.QuantizationDebugger(
+            converter=converter, debug_dataset=converter.representative_dataset,
+            debug_options=tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=names),
+        ).get_nondebug_quantized_model())
+    return model
+
+
+def _convert(saved_model_dir: str, mode: str, convert) -> bytes:
+    try:
+        return convert()
     except Exception as error:  # ConverterError's message is pages of MLIR; name the ops instead
         ops = sorted(set(re.findall(r"'tf\.(\w+)' op is neither", str(error)))) or [str(error).splitlines()[0]]
         raise ValueError(f"{saved_model_dir}: no TFLite builtin op for {', '.join(ops)} ({mode}); replace it in "
