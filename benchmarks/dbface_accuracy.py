@@ -92,7 +92,7 @@ def prepare_records(root: str) -> tuple[list[str], list[str]]:
 def prepare_turned_records(root: str, profiled: str) -> tuple[str, str]:
     """Detection records of HELEN train's views turned 30 degrees or more (a tfrecords_tools.profile folder):
     (the training faces' views, mosaics of the held-out faces' views for validation), under root."""
-    from large_pose_accuracy import LARGE_YAW, view_names
+    from large_pose_accuracy import LARGE_YAW, view_names, write_list
 
     from facekit.detection.data import write_mosaic_photos
 
@@ -101,8 +101,7 @@ def prepare_turned_records(root: str, profiled: str) -> tuple[str, str]:
         faces = {n[:-4] for n in open(os.path.join(root, "splits", f"helen_train_{split}.txt")).read().split()}
         listing = os.path.join(root, "splits", f"helen_turned_{split}_views.txt")
         if not os.path.isfile(listing):
-            with open(listing, "w") as f:
-                f.write("\n".join(sorted(view_names(profiled, faces, LARGE_YAW))) + "\n")
+            write_list(listing, view_names(profiled, faces, LARGE_YAW))
         folders.append(os.path.join(root, f"helen_turned_{split}" + ("_views" if split == "val" else "")))
         convert(["--format", "300wlp", "--input", profiled, "--output", folders[-1],  # pt2d: the visible outline
                  "--split-list", listing])

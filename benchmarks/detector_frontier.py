@@ -253,7 +253,8 @@ def main(argv=None) -> int:
     p.add_argument("--dbface", nargs="*", help="DBFace training runs to export and measure")
     p.add_argument("--mtcnn-runs", nargs=3, metavar="RUN", help="P, R and O runs of an MTCNN trained here")
     p.add_argument("--refiner", help="a five-point landmark .tflite (benchmarks/five_point_refiner.py): adds each "
-                   "DBFace float32 point with its five points refined (facekit.infer.pipeline.FivePointRefiner)")
+                   "DBFace point with its five points refined (facekit.infer.pipeline.FivePointRefiner); int8 "
+                   "points with the MODEL_int8.tflite beside it, when there is one")
     p.add_argument("--refiner-passes", type=int, default=2, help="refiner calls per face, each cropping from the "
                    "last one's points (2: chosen on the validation mosaics, benchmarks/five_point_refiner.py)")
     p.add_argument("--sizes", nargs="+", type=int, default=[160, 192, 256, 320, 640], help="DBFace letterboxes")

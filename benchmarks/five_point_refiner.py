@@ -46,6 +46,8 @@ def prepare_records(root: str, points: str, size: int, profiled: str | None = No
     """(training folders, validation folders) of size px crops under root/records/POINTS_SIZE; with profiled (a
     tfrecords_tools.profile folder of HELEN train), the training faces' views turned 30 degrees or more are added;
     with faces, only that many of the training faces (a seeded choice) are kept."""
+    from large_pose_accuracy import LARGE_YAW, view_names, write_list
+
     os.makedirs(os.path.join(root, "splits"), exist_ok=True)
     helen = os.path.join(SHARED, "ibug68", "helen_train")
     names = sorted(f for f in os.listdir(helen) if f.endswith(".jpg"))
@@ -53,21 +55,16 @@ def prepare_records(root: str, points: str, size: int, profiled: str | None = No
     records = os.path.join(root, "records", f"{points}_{size}")
     fit_records = os.path.join(records, "helen_fit")
     if faces:
-        chosen = sorted(np.random.default_rng(0).choice(open(fit).read().split(), faces, replace=False))
-        fit, fit_records = os.path.join(root, "splits", f"helen_train_fit_{faces}.txt"), f"{fit_records}_{faces}"
-        with open(fit, "w") as f:
-            f.write("\n".join(chosen) + "\n")
+        chosen = np.random.default_rng(0).choice(open(fit).read().split(), faces, replace=False)
+        fit = write_list(os.path.join(root, "splits", f"helen_train_fit_{faces}.txt"), chosen)
+        fit_records = f"{fit_records}_{faces}"
     point_args = ["--image-size", str(size)] + (["--points", "five"] if points == "five" else [])
     helen_args = ["--format", "ibug68", "--input", helen, *point_args]
     train = [convert([*helen_args, "--output", fit_records, "--split-list", fit])]
     if profiled:  # issue 24's mixed recipe: the photos plus only their views turned 30 degrees or more
-        from large_pose_accuracy import LARGE_YAW, view_names
-
         views = os.path.join(root, "splits", "helen_train_turned_views.txt")
         if not os.path.isfile(views):
-            with open(views, "w") as f:
-                f.write("\n".join(sorted(view_names(profiled, {n[:-4] for n in open(fit).read().split()},
-                                                     LARGE_YAW))) + "\n")
+            write_list(views, view_names(profiled, {n[:-4] for n in open(fit).read().split()}, LARGE_YAW))
         train.append(convert(["--format", "300wlp", "--input", profiled, "--landmarks-source", "pts_2d", *point_args,
                               "--output", os.path.join(records, "helen_fit_turned"), "--split-list", views]))
     if points == "five":
@@ -129,16 +126,14 @@ def main(argv=None) -> int:
     run = os.path.join(args.root, f"{args.points}_{args.size}" + ("_turned" if args.profiled else "") +
                        (f"_faces{args.faces}" if args.faces else ""))
     extra = []
-    if args.faces:  # the steps an epoch of all the training faces takes
-        batch = load_config(os.path.join(root, "training", "configs", "senet_small.yaml"), args.set).data.batch_size
+    if args.faces or args.profiled:  # the steps an epoch of all the training photos alone takes
+        configs = os.path.join(root, "training", "configs")
+        batch = load_config(os.path.join(configs, "senet_small.yaml"), args.set).data.batch_size
         every_face = open(os.path.join(args.root, "splits", "helen_train_train.txt")).read().split()
         extra = [f"train.steps_per_epoch={len(every_face) // batch}"]
-    if args.profiled:  # senet_profiled.yaml's yaw bins, at the steps an epoch of the photos alone takes
-        configs = os.path.join(root, "training", "configs")
+    if args.profiled:  # senet_profiled.yaml's yaw bins
         recipe = load_config(os.path.join(configs, "senet_profiled.yaml")).data
-        batch = load_config(os.path.join(configs, "senet_small.yaml"), args.set).data.batch_size
-        extra = [f"data.yaw_bins={list(recipe.yaw_bins)}", f"data.yaw_weights={list(recipe.yaw_weights)}",
-                 f"train.steps_per_epoch={data.count_records(fit[:1]) // batch}"]
+        extra += [f"data.yaw_bins={list(recipe.yaw_bins)}", f"data.yaw_weights={list(recipe.yaw_weights)}"]
     rc = train.main(["--model", "senet_small", "--data", *fit, "--val-data", *val, "--out", run,  # resumes or reuses
                      "--set", f"train.max_minutes={args.minutes}", f"model_args.input_size={args.size}",
                      f"loss.scale={args.size}", *extra, *args.set])
